@@ -1,0 +1,355 @@
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from thuphi.billing.models import Bill, BillLine, FeeKind
+from thuphi.billing.services import bill_record_payment
+from thuphi.core.errors import Forbidden, ValidationFailed
+from thuphi.core.models import User
+from thuphi.payments import ledger
+from thuphi.payments.errors import EventConflictError, PaymentRefused
+from thuphi.payments.matching import PAYABLE, match_credit
+from thuphi.payments.models import (
+    Account,
+    Allocation,
+    BankConnection,
+    Credit,
+    CreditSource,
+    CreditStatus,
+    EventConflict,
+    EventStatus,
+    InboundEvent,
+    Method,
+)
+from thuphi.registry.models import BankAccount
+
+if TYPE_CHECKING:
+    from thuphi.payments.providers import NormalizedCredit
+
+log = logging.getLogger(__name__)
+
+DEBIT_ACCOUNT = {
+    Method.CASH: Account.CASH_DRAWER,
+    Method.CARD: Account.CARD_CLEARING,
+    Method.TRANSFER: Account.BANK,
+    Method.EWALLET: Account.BANK,
+}
+
+
+def fingerprint(credit: "NormalizedCredit") -> str:
+    """The money fields of a notification: what must not differ between two deliveries."""
+    parts = [credit.account_number, credit.virtual_account, str(credit.amount), credit.direction,
+             credit.description, credit.bank_reference]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def connection_for(*, provider: str, account_keys: list[str]) -> BankConnection | None:
+    """The credentials for the receiving account named in an (as yet unverified) payload."""
+    from thuphi.payments.models import VirtualAccount
+
+    for key in account_keys:
+        if not key:
+            continue
+        conn = (BankConnection.objects.select_related("bank_account")
+                .filter(provider=provider, bank_account__account_number=key, bank_account__is_active=True).first())
+        if conn is None:
+            va = VirtualAccount.objects.filter(number=key, is_active=True).only("bank_account_id").first()
+            if va is not None:
+                conn = BankConnection.objects.select_related("bank_account").filter(
+                    provider=provider, bank_account_id=va.bank_account_id).first()
+        if conn is not None:
+            return conn
+    return None
+
+
+def event_receive(*, provider: str, bank_account: BankAccount, credit: "NormalizedCredit", raw_body: bytes) -> str:
+    """Store a verified notification once; return "stored", "duplicate" or raise a conflict.
+
+    Idempotency contract: (provider, event_id) is unique. A redelivery with the same money
+    fields is acknowledged and changes nothing; one with different money fields is refused
+    (EventConflictError), recorded for staff, and never overwrites the first.
+    """
+    fp = fingerprint(credit)
+    body = raw_body.decode("utf-8", errors="replace")
+    try:
+        with transaction.atomic():
+            event = InboundEvent.objects.create(
+                provider=provider, event_id=credit.event_id[:128], bank_account=bank_account, raw_body=body,
+                fingerprint=fp, account_number=credit.account_number[:32],
+                virtual_account=credit.virtual_account[:32], amount=credit.amount, direction=credit.direction,
+                description=credit.description, payer_name=credit.payer_name[:255],
+                bank_reference=credit.bank_reference[:128], occurred_at=credit.occurred_at,
+                is_test=credit.is_test,
+                status=EventStatus.IGNORED if (credit.is_test or credit.direction != "in") else EventStatus.PENDING,
+            )
+            if event.status == EventStatus.PENDING and settings.PAYMENTS_APPLY_INLINE:
+                transaction.on_commit(lambda: _apply_quietly(event.pk))
+        return "stored"
+    except IntegrityError:
+        existing = InboundEvent.objects.filter(provider=provider, event_id=credit.event_id[:128]).first()
+        if existing is None:
+            raise
+    if existing.fingerprint == fp:
+        return "duplicate"
+    EventConflict.objects.create(event=existing, raw_body=body, fingerprint=fp)
+    log.warning("conflicting redelivery of %s event %s", provider, existing.event_id)
+    raise EventConflictError(
+        _("Mã giao dịch %(id)s đã nhận với nội dung khác; không ghi đè, đã chuyển cán bộ xem xét.")
+        % {"id": existing.event_id})
+
+
+def _apply_quietly(event_id: int) -> None:
+    # The notification is already safe in the database and acknowledged: a failure here is
+    # left for the worker to retry, never surfaced to the provider.
+    try:
+        event_apply(event_id=event_id)
+    except Exception:  # noqa: BLE001
+        log.exception("applying event %s failed; the worker will retry", event_id)
+
+
+def event_apply(*, event_id: int) -> str:
+    """Book a stored notification exactly once; return its final status.
+
+    The event row is locked first, then bills in id order: two workers on the same event
+    serialise on the event lock and the second sees it applied.
+    """
+    try:
+        with transaction.atomic():
+            event = InboundEvent.objects.select_for_update().select_related("bank_account").get(pk=event_id)
+            if event.status != EventStatus.PENDING:
+                return event.status
+            bank_account = event.bank_account
+            if event.bank_reference and Credit.objects.filter(bank_account=bank_account,
+                                                              bank_reference=event.bank_reference).exists():
+                return _finish(event, EventStatus.IGNORED, "already booked from another source")
+            credit = Credit.objects.create(
+                institution_id=bank_account.institution_id, bank_account=bank_account, method=Method.TRANSFER,
+                source=CreditSource.WEBHOOK, amount=event.amount, description=event.description,
+                payer_name=event.payer_name, bank_reference=event.bank_reference, occurred_at=event.occurred_at,
+                event=event, status=CreditStatus.UNMATCHED,
+            )
+            credit_book(credit=credit, virtual_account=event.virtual_account)
+            return _finish(event, EventStatus.APPLIED, "")
+    except IntegrityError:
+        # A statement line or another provider booked the same bank transaction in between.
+        with transaction.atomic():
+            event = InboundEvent.objects.select_for_update().get(pk=event_id)
+            if event.status == EventStatus.PENDING:
+                return _finish(event, EventStatus.IGNORED, "already booked from another source")
+            return event.status
+
+
+def _finish(event: InboundEvent, status: str, error: str) -> str:
+    event.status = status
+    event.error = error
+    event.attempts += 1
+    event.applied_at = timezone.now()
+    event.save(update_fields=["status", "error", "attempts", "applied_at"])
+    return status
+
+
+def credit_book(*, credit: Credit, virtual_account: str = "", bill_ids: list[int] | None = None,
+                reason: str = "") -> Credit:
+    """Match a new credit and post it: to bills when they are found, to suspense otherwise.
+
+    Runs inside the caller's transaction. Bills are locked in id order (the fixed lock order
+    shared by every path that moves money), then re-read, so concurrent credits on one bill
+    each see the other's effect and none is lost.
+    """
+    if bill_ids is None:
+        match, why_not = match_credit(institution_id=credit.institution_id, virtual_account=virtual_account,
+                                      description=credit.description)
+        bill_ids, reason = (match.bill_ids, match.reason) if match else ([], why_not)
+    debit_account = DEBIT_ACCOUNT[credit.method]
+    bank_account_id = credit.bank_account_id if debit_account == Account.BANK else None
+    locked: dict[int, Bill] = {}
+    if bill_ids:
+        locked = {b.pk: b for b in Bill.objects.select_for_update().filter(pk__in=bill_ids).order_by("pk")}
+        # Re-checked under the lock: a bill cancelled since matching no longer takes money.
+        bill_ids = [i for i in dict.fromkeys(bill_ids) if i in locked and locked[i].status in PAYABLE]
+        if not bill_ids:
+            reason = (reason + "; " if reason else "") + "bill no longer payable"
+    if not bill_ids:
+        ledger.ledger_post(
+            kind="unmatched_credit", institution_id=credit.institution_id, occurred_at=credit.occurred_at,
+            credit=credit, memo=reason,
+            lines=[ledger.Line(debit_account, debit=credit.amount, bank_account_id=bank_account_id),
+                   ledger.Line(Account.SUSPENSE, credit=credit.amount)],
+        )
+        credit.status = CreditStatus.UNMATCHED
+        credit.match_reason = reason
+        credit.save(update_fields=["status", "match_reason"])
+        _after_booking(credit)
+        return credit
+    bills = [locked[i] for i in bill_ids]
+    # Deposits (tạm ứng) are held for the payer, not earned: they land in payer credit and are
+    # applied to the final bill at discharge.
+    earning = set(BillLine.objects.filter(bill_id__in=bill_ids).exclude(kind=FeeKind.DEPOSIT)
+                  .values_list("bill_id", flat=True))
+    lines = [ledger.Line(debit_account, debit=credit.amount, bank_account_id=bank_account_id)]
+    takes: list[tuple[Bill, int]] = []
+    remaining = credit.amount
+    for i, bill in enumerate(bills):
+        if remaining == 0:
+            break
+        outstanding = max(bill.amount_due - bill.amount_paid, 0)
+        # Earlier bills take what they still owe; the last takes the rest, so an overpayment
+        # lands on one bill and becomes that payer's credit.
+        take = remaining if i == len(bills) - 1 else min(remaining, outstanding)
+        if take == 0:
+            continue
+        to_revenue = min(take, outstanding) if bill.pk in earning else 0
+        lines.append(ledger.Line(Account.FEE_REVENUE, credit=to_revenue, bill_id=bill.pk, payer_id=bill.payer_id))
+        lines.append(ledger.Line(Account.PAYER_CREDIT, credit=take - to_revenue, bill_id=bill.pk,
+                                 payer_id=bill.payer_id))
+        takes.append((bill, take))
+        remaining -= take
+    txn = ledger.ledger_post(kind="payment", institution_id=credit.institution_id, occurred_at=credit.occurred_at,
+                             credit=credit, lines=lines, memo=reason)
+    for bill, take in takes:
+        Allocation.objects.create(credit=credit, bill=bill, amount=take, ledger_transaction=txn)
+        bill_record_payment(bill=bill, amount=take)
+    credit.status = CreditStatus.MATCHED
+    credit.match_reason = reason
+    credit.save(update_fields=["status", "match_reason"])
+    _after_booking(credit)
+    return credit
+
+
+def stats_hook(name: str, credit: Credit) -> None:
+    """Move the monitoring statistics in the caller's transaction (no-op without the app)."""
+    try:
+        from thuphi.monitoring import services as monitoring
+    except ImportError:
+        return
+    getattr(monitoring, name)(credit=credit)
+
+
+def _after_booking(credit: Credit) -> None:
+    """Statistics move in the same transaction as the money; receipts and messages after commit."""
+    from thuphi.payments import notify
+
+    stats_hook("stats_on_credit_booked", credit)
+    if credit.status == CreditStatus.MATCHED:
+        credit_id = credit.pk
+        transaction.on_commit(lambda: notify.after_commit(credit_id))
+
+
+def payment_record(
+    *,
+    actor: User,
+    bill: Bill,
+    method: str,
+    amount: int,
+    external_ref: str = "",
+) -> Credit:
+    """A payment taken at the counter (cash, card) or confirmed by staff (transfer, e-wallet)."""
+    if not actor.can_write:
+        raise Forbidden(_("Tài khoản chỉ có quyền xem."), code="read_only")
+    if method not in Method.values:
+        raise ValidationFailed(_("Hình thức thanh toán phải là cash, card, transfer hoặc ewallet."),
+                               code="invalid_method")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0 or amount > 100_000_000_000:
+        raise ValidationFailed(_("Số tiền phải là số nguyên dương (đồng)."), code="invalid_amount")
+    from thuphi.payments.shifts import shift_current
+
+    shift = shift_current(actor=actor) if method in (Method.CASH, Method.CARD) else None
+    if method == Method.CASH and shift is None:
+        raise PaymentRefused(_("Mở ca thu ngân trước khi thu tiền mặt."), code="no_open_shift")
+    if shift is not None and shift.institution_id != bill.institution_id:
+        raise PaymentRefused(_("Ca đang mở thuộc đơn vị khác."), code="shift_institution_mismatch")
+    with transaction.atomic():
+        current = Bill.objects.select_for_update().get(pk=bill.pk)
+        if current.status not in PAYABLE:
+            raise PaymentRefused(_("Phiếu thu đã hủy hoặc đã hoàn tiền, không nhận thêm tiền."))
+        credit = Credit.objects.create(
+            shift=shift,
+            institution_id=current.institution_id,
+            bank_account_id=current.bank_account_id if method in (Method.TRANSFER, Method.EWALLET) else None,
+            method=method, source=CreditSource.COUNTER, amount=amount, external_ref=external_ref[:128],
+            occurred_at=timezone.now(), status=CreditStatus.UNMATCHED, created_by=actor,
+        )
+        return credit_book(credit=credit, bill_ids=[current.pk],
+                           reason=f"recorded at the counter by {actor.username}")
+
+
+def connection_set(*, bank_account: BankAccount, provider: str, secret: str) -> BankConnection:
+    """Set a provider's secret for an account. Setting a new one keeps the old as `previous_secret`
+    so notifications signed with either are accepted until `connection_rotation_finish`."""
+    from thuphi.payments.models import Provider
+
+    if provider not in Provider.values:
+        raise ValidationFailed(_("Nhà cung cấp phải là sepay, casso, payos hoặc generic."), code="invalid_provider")
+    secret = (secret or "").strip()
+    if len(secret) < 16:
+        raise ValidationFailed(_("Khóa bí mật quá ngắn (tối thiểu 16 ký tự)."), code="secret_too_short")
+    with transaction.atomic():
+        conn = BankConnection.objects.select_for_update().filter(bank_account=bank_account, provider=provider).first()
+        if conn is None:
+            return BankConnection.objects.create(bank_account=bank_account, provider=provider, secret=secret)
+        if conn.secret != secret:
+            conn.previous_secret, conn.secret, conn.rotated_at = conn.secret, secret, timezone.now()
+            conn.save(update_fields=["secret", "previous_secret", "rotated_at"])
+        return conn
+
+
+def connection_rotation_finish(*, connection: BankConnection) -> None:
+    BankConnection.objects.filter(pk=connection.pk).update(previous_secret="")
+
+
+def credit_match_manual(*, actor: User, credit: Credit, splits: list[tuple[Bill, int]], note: str = "") -> Credit:
+    """Staff settle an unmatched credit from the review queue: one bill, or split over several.
+
+    The money leaves suspense for the bills; the amounts must add up to the whole credit.
+    """
+    if not actor.can_write:
+        raise Forbidden(_("Tài khoản chỉ có quyền xem."), code="read_only")
+    if not splits or any(isinstance(a, bool) or not isinstance(a, int) or a <= 0 for _b, a in splits):
+        raise ValidationFailed(_("Mỗi phần phải là số tiền dương."), code="invalid_amount")
+    with transaction.atomic():
+        locked_credit = Credit.objects.select_for_update().get(pk=credit.pk)
+        if locked_credit.status != CreditStatus.UNMATCHED:
+            raise PaymentRefused(_("Khoản tiền này đã được xử lý."))
+        if sum(a for _b, a in splits) != locked_credit.amount:
+            raise ValidationFailed(_("Tổng các phần phải bằng đúng số tiền nhận."), code="split_mismatch")
+        ids = sorted({b.pk for b, _a in splits})
+        if len(ids) != len(splits):
+            raise ValidationFailed(_("Mỗi phiếu thu chỉ xuất hiện một lần khi chia."), code="duplicate_bill")
+        bills = {b.pk: b for b in Bill.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+        for b, _a in splits:
+            bill = bills.get(b.pk)
+            if bill is None or bill.institution_id != locked_credit.institution_id or bill.status not in PAYABLE:
+                raise PaymentRefused(_("Phiếu thu %(r)s không nhận được khoản này.") % {"r": b.reference})
+        earning = set(BillLine.objects.filter(bill_id__in=ids).exclude(kind=FeeKind.DEPOSIT)
+                      .values_list("bill_id", flat=True))
+        lines = [ledger.Line(Account.SUSPENSE, debit=locked_credit.amount)]
+        for b, amount in splits:
+            bill = bills[b.pk]
+            outstanding = max(bill.amount_due - bill.amount_paid, 0)
+            to_revenue = min(amount, outstanding) if bill.pk in earning else 0
+            lines.append(ledger.Line(Account.FEE_REVENUE, credit=to_revenue, bill_id=bill.pk, payer_id=bill.payer_id))
+            lines.append(ledger.Line(Account.PAYER_CREDIT, credit=amount - to_revenue, bill_id=bill.pk,
+                                     payer_id=bill.payer_id))
+        reason = f"matched by {actor.username}" + (f": {note}" if note else "")
+        # The credit counted as unmatched until now; it is withdrawn and counted again as matched.
+        stats_hook("stats_on_credit_reversed", locked_credit)
+        txn = ledger.ledger_post(kind="suspense_match", institution_id=locked_credit.institution_id,
+                                 occurred_at=timezone.now(), credit=locked_credit, lines=lines, memo=reason)
+        for b, amount in splits:
+            Allocation.objects.create(credit=locked_credit, bill=bills[b.pk], amount=amount, ledger_transaction=txn)
+            bill_record_payment(bill=bills[b.pk], amount=amount)
+        locked_credit.status = CreditStatus.MATCHED
+        locked_credit.match_reason = (locked_credit.match_reason + "; " + reason).strip("; ")
+        locked_credit.save(update_fields=["status", "match_reason"])
+        stats_hook("stats_on_credit_booked", locked_credit)
+        from thuphi.payments import notify
+
+        transaction.on_commit(lambda: notify.after_commit(locked_credit.pk))
+        return locked_credit
