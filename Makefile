@@ -32,7 +32,13 @@ browser:
 	    (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)); \
 	  else echo "chromium is missing: install Debian's 'chromium' package to run the browser tests" >&2; exit 1; fi; }
 
+# Compiling translations needs GNU gettext's msgfmt; install it like chromium when missing.
 messages: $(VENV)/.installed
+	@command -v msgfmt >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing GNU gettext to compile the translations…"; \
+	    (apt-get install -y -qq gettext >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq gettext >/dev/null)); \
+	  else echo "msgfmt is missing: install the 'gettext' package" >&2; exit 1; fi; }
 	cd thuphi && ../$(THUPHI) compilemessages --ignore '.venv' >/dev/null
 
 migrate: $(VENV)/.installed messages

@@ -101,3 +101,34 @@ def bill_body(institution):
                   {"name": "Bảo hiểm y tế học sinh", "amount": 884520, "kind": "student_insurance"}],
         "due_date": (dt.date.today() + dt.timedelta(days=15)).isoformat(),
     }
+
+
+@pytest.fixture(autouse=True)
+def _reload_admin_units_after_flush(request, django_db_blocker):
+    """Put the administrative units back after a transactional test flushed them.
+
+    They are reference data loaded by a migration; every test expects them. Autouse fixtures are
+    set up first, so this teardown runs after the flush of `transactional_db` / `live_server`.
+    """
+    yield
+    if not _is_transactional(request):
+        return
+    from thuphi.registry.models import Commune
+    from thuphi.registry.services import admin_units_sync
+
+    with django_db_blocker.unblock():
+        if not Commune.objects.exists():
+            admin_units_sync()
+
+
+def _is_transactional(request) -> bool:
+    if {"transactional_db", "live_server"} & set(request.fixturenames):
+        return True
+    marker = request.node.get_closest_marker("django_db")
+    return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness is for production; in tests it only makes the suite slow.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 #: Upper bound for any single amount: 100 billion đồng, well above any real fee or deposit,
@@ -142,7 +143,13 @@ class Bill(models.Model):
 
     @property
     def amount_outstanding(self) -> int:
+        if self.status in (BillStatus.CANCELLED, BillStatus.REFUNDED):
+            return 0
         return max(self.amount_due - self.amount_paid, 0)
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.is_open and self.due_date < timezone.localdate()
 
     @property
     def is_open(self) -> bool:

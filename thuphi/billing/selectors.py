@@ -40,7 +40,10 @@ def bill_public(*, reference: str) -> Bill | None:
 
 def bill_qr_payload(*, bill: Bill) -> str:
     """The QR to show now: for the outstanding amount, which after a partial payment is less
-    than what was stored at issue."""
+    than what was stored at issue. A bill that is no longer open (paid, cancelled, refunded) has no QR:
+    nothing must invite another transfer."""
+    if not bill.is_open:
+        return ""
     if bill.status == BillStatus.UNPAID or bill.amount_outstanding == bill.amount_due:
         return bill.qr_payload
     return qr_payload_for(bank_account=bill.bank_account, amount=bill.amount_outstanding, reference=bill.reference)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from thuphi.billing import reference as refcode
@@ -170,8 +171,10 @@ def bill_create(
         raise ValidationFailed(_("Đơn vị chưa có tài khoản nhận tiền mặc định."), code="no_bank_account")
     lines, gross, discount = build_lines(institution=institution, payer=payer, items=items)
     if not title:
-        title = lines[0].name if len(lines) == 1 else _("%(first)s và %(n)d khoản khác") % {
-            "first": lines[0].name, "n": len(lines) - 1}
+        # Stored data, printed on notices and receipts: Vietnamese whatever language the caller reads.
+        with translation.override("vi"):
+            title = lines[0].name if len(lines) == 1 else _("%(first)s và %(n)d khoản khác") % {
+                "first": lines[0].name, "n": len(lines) - 1}
     for _attempt in range(3):
         reference = new_reference()
         try:

@@ -14,6 +14,7 @@ from thuphi.monitoring.api import router as monitoring_router
 from thuphi.payments.api import router as payments_router
 from thuphi.payments.api import webhooks as webhooks_router
 from thuphi.payments.api_ops import router as operations_router
+from thuphi.receipts.api import router as receipts_router
 from thuphi.registry.api import router as registry_router
 
 api = NinjaAPI(
@@ -72,3 +73,4 @@ api.add_router("", payments_router)
 api.add_router("/webhooks", webhooks_router)
 api.add_router("", operations_router)
 api.add_router("", monitoring_router)
+api.add_router("/receipts", receipts_router)

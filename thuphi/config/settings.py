@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "thuphi.receipts",
     "thuphi.portal",
     "thuphi.monitoring",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -100,6 +101,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its response.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "thuphi.config.urls"
@@ -169,6 +177,20 @@ CACHES = {
 
 # Where payers are sent: the public address of this installation, used in pay_url and on notices.
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# How many reverse proxies in front of the app append to X-Forwarded-For. 0 (the default) trusts
+# only REMOTE_ADDR; behind one nginx set 1, or every client would share the proxy's address.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+
+# Staff login throttling (django-axes): after 5 failures for one username from one address,
+# that pair waits 15 minutes. Keyed on the pair so an attacker cannot lock a colleague out from afar.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = int(os.environ.get("AXES_COOLOFF_MINUTES", "15")) / 60
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "thuphi.portal.ratelimit.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "portal/staff/locked_out.html"
+AXES_VERBOSE = False
 
 # Payer look-up: attempts per client address and per (institution, payer code) in a window.
 PORTAL_LOOKUP_RATE = int(os.environ.get("PORTAL_LOOKUP_RATE", "10"))

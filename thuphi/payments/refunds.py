@@ -15,6 +15,7 @@ from thuphi.core.errors import Conflict, Forbidden, ValidationFailed
 from thuphi.core.models import User
 from thuphi.payments import ledger
 from thuphi.payments.matching import PAYABLE
+from thuphi.payments.services import stats_hook
 from thuphi.payments.models import (
     REFUND_TRANSITIONS,
     Account,
@@ -183,6 +184,8 @@ def refund_decide(*, actor: User, refund: Refund, approve: bool, note: str = "")
                 credit = Credit.objects.select_for_update().get(pk=r.credit_id)
                 if credit.status != CreditStatus.UNMATCHED:
                     raise Conflict(_("Khoản tiền đã được xử lý."), code="credit_not_unmatched")
+                # Statistics first, while the credit still reads as the unmatched money they counted.
+                stats_hook("stats_on_credit_reversed", credit)
                 credit.status = CreditStatus.RETURNED
                 credit.save(update_fields=["status"])
                 source = ledger.Line(Account.SUSPENSE, debit=r.amount)

@@ -37,9 +37,16 @@ def apply_pending(*, size: int = 200) -> int:
 
 def run_worker(*, once: bool = False, idle_sleep: float = 0.5) -> None:
     from thuphi.core.outbox import outbox_dispatch
+    from thuphi.receipts.services import receipts_issue_missing
 
+    sweep_at = 0.0
     while True:
         n = apply_pending()
+        # Receipts are issued after each booking commits; the sweep catches any a crash left behind.
+        # It scans all matched credits, so once a minute is enough.
+        if once or time.monotonic() >= sweep_at:
+            n += receipts_issue_missing()
+            sweep_at = time.monotonic() + 60
         n += sum(outbox_dispatch().values())
         if once:
             return

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from thuphi.billing.selectors import bill_get
 from thuphi.core.errors import ThuphiError
 from thuphi.payments import refunds, reports, services, shifts
-from thuphi.payments.models import Credit, CreditStatus, Refund, RefundStatus
+from thuphi.payments.models import Credit, CreditStatus, Refund
 from thuphi.registry.selectors import institution_get, institutions_visible_to
 
 

@@ -23,4 +23,16 @@ def hit(*, bucket: str, limit: int, window: int) -> bool:
 
 
 def client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "unknown")
+    """The caller's address. Behind TRUSTED_PROXY_COUNT proxies, the entry that many places from the
+    right of X-Forwarded-For (what the outermost trusted proxy saw); anything further left is
+    written by the client and cannot be trusted."""
+    from django.conf import settings
+
+    remote = request.META.get("REMOTE_ADDR") or "unknown"
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops <= 0:
+        return remote
+    forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
+    if len(forwarded) < hops:
+        return remote
+    return forwarded[-hops]

@@ -35,6 +35,7 @@ def pay(request, reference: str):
         "qr_payload": payload,
         "qr_svg": vietqr.render_svg(payload, scale=5) if bill.is_open else "",
         "is_cancelled": bill.status == BillStatus.CANCELLED,
+        "is_overdue": bill.is_overdue,
         "is_settled": bill.status in (BillStatus.PAID, BillStatus.OVERPAID),
         # A cancelled or refunded bill must not invite a transfer: no QR, no account to copy.
         "show_transfer": bill.status not in (BillStatus.CANCELLED, BillStatus.REFUNDED),

@@ -27,8 +27,8 @@ from thuphi.registry.models import (
 
 _ACCOUNT_RE = re.compile(r"^[0-9A-Za-z]{1,19}$")
 _TAX_CODE_RE = re.compile(r"^\d{10}(-\d{3})?$|^\d{12}$")
-_PHONE_RE = re.compile(r"^0\d{9,10}$")
-_CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+PHONE_RE = re.compile(r"^0\d{9,10}$")  # public: bulk import validates with the same rules
+CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
 @transaction.atomic
@@ -65,7 +65,7 @@ class BankAccountInput:
 
 def _check_phone(value: str, label: str) -> str:
     value = re.sub(r"[\s.-]", "", value or "")
-    if value and not _PHONE_RE.match(value):
+    if value and not PHONE_RE.match(value):
         raise ValidationFailed(_("%(label)s không hợp lệ: cần 10–11 chữ số, bắt đầu bằng 0.") % {"label": label},
                                code="invalid_phone")
     return value
@@ -115,7 +115,7 @@ def institution_create(
     if actor is not None and not actor.is_system_admin:
         raise Forbidden(_("Chỉ quản trị hệ thống được đăng ký đơn vị mới."), code="forbidden")
     code = (code or "").strip()
-    if not _CODE_RE.match(code):
+    if not CODE_RE.match(code):
         raise ValidationFailed(_("Mã đơn vị chỉ gồm chữ, số, “_”, “.”, “-”, tối đa 32 ký tự."), code="invalid_code")
     if not (name or "").strip():
         raise ValidationFailed(_("Thiếu tên đơn vị."), code="name_required")
@@ -198,7 +198,7 @@ def payer_upsert(
     """Find a payer by (institution, code) or create one; fill in only what was given."""
     code = (code or "").strip()
     name = (name or "").strip()
-    if not _CODE_RE.match(code):
+    if not CODE_RE.match(code):
         raise ValidationFailed(_("Mã người nộp “%(c)s” không hợp lệ.") % {"c": code}, code="invalid_payer_code")
     if not name:
         raise ValidationFailed(_("Thiếu họ tên người nộp."), code="payer_name_required")

@@ -1,8 +1,6 @@
 """Bills through the API: issuance, idempotency, scoping, errors, the QR that comes back."""
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from thuphi.billing import reference as refcode

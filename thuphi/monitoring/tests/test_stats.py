@@ -98,11 +98,6 @@ def test_a_mix_of_payments_reversals_and_matching_rebuilds_to_the_same_numbers(
                 when="2026-11-20T09:15:00+07:00")
         webhook(account, event_id="E2", amount=777_000, memo="CHUYEN TIEN KHONG RO", when="2026-11-20T10:00:00+07:00")
         webhook(account, event_id="E3", amount=250_000, memo=f"{b.reference}", when="2026-11-21T00:30:00+07:00")
-    from thuphi.payments.models import InboundEvent
-
-    if InboundEvent.objects.filter(status="pending").exists() and connection.vendor == "postgresql":
-        pytest.xfail("payments.services.event_apply fails on PostgreSQL: select_for_update() with "
-                     "select_related('bank_account') (nullable) needs of=('self',)")
     assert Credit.objects.count() == 7
     unmatched = Credit.objects.get(status=CreditStatus.UNMATCHED)
     assert DailyStat.objects.get(day=dt.date(2026, 11, 20), fee_kind="unmatched").value == 777_000
@@ -159,8 +154,6 @@ def test_rebuild_repairs_lost_or_damaged_statistics(school, staff):
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(reason="needs stats_on_credit_reversed in payments.refunds.refund_decide when an unmatched credit "
-                          "is returned to its sender (see docs/monitoring.md, 'Wiring')", strict=False)
 def test_an_unmatched_credit_returned_to_its_sender_stops_counting(school, staff, account, make_user,
                                                                     django_capture_on_commit_callbacks):
     cashier, accountant = staff

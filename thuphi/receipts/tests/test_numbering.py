@@ -16,7 +16,7 @@ from thuphi.receipts.models import Receipt, ReceiptCounter, ReceiptStatus
 from thuphi.receipts.tests.helpers import matched_credit
 from thuphi.receipts.xml import VN_TZ
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("thuphi.receipts.tests.urls")]
+pytestmark = pytest.mark.django_db
 
 MARCH = dt.datetime(2026, 3, 1, 9, 0, tzinfo=VN_TZ)
 

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from thuphi.billing.selectors import pay_url
 from thuphi.core.demo import DemoSummary, demo_load
 from thuphi.core.errors import ThuphiError
-from thuphi.core.formatting import format_number, format_vnd
+from thuphi.core.formatting import format_number, format_percent, format_vnd, share_percent
 
 
 class Command(BaseCommand):
@@ -45,6 +45,12 @@ def render(summary: DemoSummary) -> list[str]:
         f"  Chưa thanh toán: {format_number(c['bills_open'])} phiếu, {format_vnd(c['amount_open'])} "
         f"({format_number(c['bills_overdue'])} phiếu quá hạn); đã hủy: {format_number(c['bills_cancelled'])}."
     )
+    if c["credits"]:
+        share = format_percent(share_percent(c["amount_cashless"], c["amount_received"]))
+        out.append(
+            f"  Đã nhận {format_number(c['credits'])} khoản tiền, {format_vnd(c['amount_received'])} "
+            f"({share} không dùng tiền mặt); {format_number(c['credits_unmatched'])} khoản chờ đối soát."
+        )
     for note in summary.notes:
         out.append(f"  Lưu ý: {note}")
     out += [
