@@ -24,13 +24,15 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# Browser tests drive Debian's chromium; install it when missing and we may (root with apt-get).
+# Browser tests drive Debian's chromium; the provider tests run the providers' JavaScript samples
+# in node. Install them when missing and we may (root with apt-get).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@for pair in chromium:chromium node:nodejs; do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 && continue; \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "Installing Debian's chromium for the browser tests…"; \
-	    (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)); \
-	  else echo "chromium is missing: install Debian's 'chromium' package to run the browser tests" >&2; exit 1; fi; }
+	    echo "Installing Debian's $$pkg for the tests…"; \
+	    (apt-get install -y -qq $$pkg >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq $$pkg >/dev/null)); \
+	  else echo "$$cmd is missing: install Debian's '$$pkg' package to run the tests" >&2; exit 1; fi; done
 
 # Compiling translations needs GNU gettext's msgfmt; install it like chromium when missing.
 messages: $(VENV)/.installed

@@ -11,6 +11,14 @@ from thuphi.core.models import Role, User
 from thuphi.core.services import token_create
 
 
+def pytest_configure(config):
+    # PBKDF2's deliberate slowness is for production; in tests it only makes the suite slow. Set for
+    # the whole session (not per test) so module-scoped fixtures hash the same way tests check.
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_institution(db):
     from thuphi.registry.models import Commune
@@ -126,9 +134,3 @@ def _is_transactional(request) -> bool:
         return True
     marker = request.node.get_closest_marker("django_db")
     return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # PBKDF2's deliberate slowness is for production; in tests it only makes the suite slow.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,7 +1,11 @@
 """Background work: apply stored bank notifications that are still pending.
 
-Several workers may run: each claims events with SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL;
-`event_apply` re-checks the status under its own lock, so a race only costs a no-op.
+Several workers may run. Each books a batch of events in one transaction
+(`services.events_apply_batch`), claimed with SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL, so
+two workers never take the same events. If a batch fails (a statement import booked one of its
+bank transactions in between, a deadlock, a bad event), it is rolled back whole and its events
+are applied one by one with `event_apply`, which re-checks each under its own lock: a race only
+costs a no-op, and one bad event cannot hold the others back.
 """
 from __future__ import annotations
 
@@ -11,12 +15,17 @@ import time
 from django.db import connection, transaction
 
 from thuphi.payments.models import EventStatus, InboundEvent
-from thuphi.payments.services import event_apply
+from thuphi.payments.services import event_apply, events_apply_batch
 
 log = logging.getLogger(__name__)
 
+#: Events per transaction: large enough that a commit (one WAL flush) is shared by many credits,
+#: small enough that a batch holds its bill and statistics locks for a fraction of a second.
+BATCH_SIZE = 200
 
-def pending_batch(*, size: int = 200) -> list[int]:
+
+def pending_batch(*, size: int = BATCH_SIZE) -> list[int]:
+    """Ids of the oldest pending events not being booked by another worker right now."""
     qs = InboundEvent.objects.filter(status=EventStatus.PENDING).order_by("id")
     if connection.vendor == "postgresql":
         with transaction.atomic():
@@ -24,7 +33,12 @@ def pending_batch(*, size: int = 200) -> list[int]:
     return list(qs.values_list("id", flat=True)[:size])
 
 
-def apply_pending(*, size: int = 200) -> int:
+def apply_pending(*, size: int = BATCH_SIZE) -> int:
+    """Settle up to `size` pending events; return how many were taken."""
+    try:
+        return events_apply_batch(size=size)
+    except Exception:  # noqa: BLE001 - the batch is rolled back; apply its events one by one
+        log.exception("applying a batch of events failed; applying them one by one")
     done = 0
     for event_id in pending_batch(size=size):
         try:
@@ -36,6 +50,7 @@ def apply_pending(*, size: int = 200) -> int:
 
 
 def run_worker(*, once: bool = False, idle_sleep: float = 0.5) -> None:
+    """Apply events, issue missing receipts, send the outbox; `once`: until nothing is pending, then return."""
     from thuphi.core.outbox import outbox_dispatch
     from thuphi.receipts.services import receipts_issue_missing
 
@@ -44,11 +59,11 @@ def run_worker(*, once: bool = False, idle_sleep: float = 0.5) -> None:
         n = apply_pending()
         # Receipts are issued after each booking commits; the sweep catches any a crash left behind.
         # It scans all matched credits, so once a minute is enough.
-        if once or time.monotonic() >= sweep_at:
+        if (once and n == 0) or time.monotonic() >= sweep_at:
             n += receipts_issue_missing()
             sweep_at = time.monotonic() + 60
         n += sum(outbox_dispatch().values())
-        if once:
+        if once and n == 0:
             return
         if n == 0:
             time.sleep(idle_sleep)

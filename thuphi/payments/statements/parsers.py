@@ -188,6 +188,30 @@ def _compile_date_format(fmt: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
+#: Entries kept by the per-file caches of dates and amounts before they start again.
+_CACHE_MAX = 100_000
+
+
+class _AmountReader:
+    """`parse_amount` with a fixed decimal mark, remembering the texts it has read: a statement
+    has few distinct amounts (fees are the same for everyone), so most cells are a dict look-up."""
+
+    def __init__(self, decimal: str | None):
+        self.decimal = decimal
+        self.cache: dict[str, int] = {}
+
+    def __call__(self, raw: object) -> int:
+        if raw.__class__ is str:
+            hit = self.cache.get(raw)
+            if hit is None:
+                hit = parse_amount(raw, decimal=self.decimal)  # errors are not remembered: raised each time
+                if len(self.cache) >= _CACHE_MAX:
+                    self.cache.clear()
+                self.cache[raw] = hit
+            return hit
+        return parse_amount(raw, decimal=self.decimal)
+
+
 class _DateReader:
     """Parses dates with a list of strptime-style formats, fast: the format that worked last is
     tried first, and each format is a compiled regex rather than a strptime call."""
@@ -195,9 +219,28 @@ class _DateReader:
     def __init__(self, formats: Sequence[str]):
         self.formats = tuple(formats) or DEFAULT_DATE_FORMATS
         self.patterns = [_compile_date_format(f) for f in self.formats]
+        # Per pattern, the position in m.groups() of Y, y, m, d, H, M, S (None when absent).
+        self.groups = [tuple(p.groupindex[k] - 1 if k in p.groupindex else None for k in "YymdHMS")
+                       for p in self.patterns]
         self.last = 0
+        self.matched = -1  # the pattern the last successful _parse used; -1 for ISO 8601
+        self.last_raw: str | None = None
+        self.last_value: dt.datetime | None = None
+        self.last_used = -1
 
     def __call__(self, raw: object) -> dt.datetime:
+        if raw.__class__ is str:
+            # Statements repeat a timestamp on consecutive rows (a date without time on every row
+            # of a day, several transfers in one second): read once, as long as the same format
+            # would be tried first (so ambiguous custom formats stay exact).
+            if raw == self.last_raw and (self.last_used < 0 or self.last_used == self.last):
+                return self.last_value
+            value = self._parse(raw)
+            self.last_raw, self.last_value, self.last_used = raw, value, self.matched
+            return value
+        return self._parse(raw)
+
+    def _parse(self, raw: object) -> dt.datetime:
         if isinstance(raw, dt.datetime):
             return raw.astimezone(VIETNAM_TZ) if raw.tzinfo else raw.replace(tzinfo=VIETNAM_TZ)
         if isinstance(raw, dt.date):
@@ -211,15 +254,18 @@ class _DateReader:
             m = self.patterns[idx].fullmatch(text)
             if m is None:
                 continue
-            g = m.groupdict()
-            year = int(g["Y"]) if g.get("Y") else 2000 + int(g["y"]) if g.get("y") else None
+            g = m.groups()
+            iY, iy, im, i_d, iH, iM, iS = self.groups[idx]
             try:
-                value = dt.datetime(year, int(g["m"]), int(g["d"]), int(g.get("H") or 0), int(g.get("M") or 0),
-                                    int(g.get("S") or 0), tzinfo=VIETNAM_TZ)
+                year = int(g[iY]) if iY is not None else 2000 + int(g[iy]) if iy is not None else None
+                value = dt.datetime(year, int(g[im]), int(g[i_d]), int(g[iH]) if iH is not None else 0,
+                                    int(g[iM]) if iM is not None else 0, int(g[iS]) if iS is not None else 0,
+                                    tzinfo=VIETNAM_TZ)
             except (TypeError, ValueError):
                 raise ValueError(f"Ngày “{text}” không tồn tại.") from None
-            self.last = idx
+            self.last = self.matched = idx
             return value
+        self.matched = -1
         try:  # ISO 8601 with an offset, as APIs export it
             value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
@@ -425,6 +471,7 @@ _DIRECTION_WORDS = {
 _SUMMARY = re.compile(r"^(tong|total|cong phat sinh|cong so|cong|so du|opening|closing|ending|balance)( |$)")
 _ACCOUNT_LABEL = re.compile(r"(?<!ten )(so tai khoan|tai khoan|account no|account number|stk)\b(?! name)")
 _DIGITS_RUN = re.compile(r"\d[\d .-]{5,30}\d")
+_WHITESPACE = re.compile(r"\s")
 
 
 class _Columns:
@@ -514,19 +561,23 @@ def _rows_to_lines(rows: Iterator[tuple[int, Sequence[object]]], mapping: Column
     i_date, i_credit, i_debit, i_amount, i_dir = idx["date"], idx["credit"], idx["debit"], idx["amount"], idx["direction"]
     i_desc, i_ref, i_acct, i_va, i_cp = (idx["description"], idx["reference"], idx["account"], idx["virtual_account"],
                                          idx["counterparty"])
-    decimal = mapping.decimal
+    read_amount = _AmountReader(mapping.decimal)
+    fill_down = mapping.fill_down_date
+    summary_skip = (i_desc, i_ref, i_cp)
+    strip_ws = _WHITESPACE.sub
     last_date: dt.datetime | None = None
     append = result.lines.append
+    # The hot loop of a large import: cells are read by index once, texts are plain str for CSV.
+    # A row of blank cells has a blank date and no amount, so it falls in the first branch.
     for row_no, row in rows:
-        if _blank_row(row):
-            continue
-        raw_date = _cell(row, i_date)
-        if _blank(raw_date):
+        n = len(row)
+        raw_date = row[i_date] if i_date < n else None
+        if raw_date is None or (isinstance(raw_date, str) and not raw_date.strip()):
             has_money = any(not _blank(_cell(row, i)) for i in (i_credit, i_debit, i_amount) if i is not None)
-            if not has_money or _is_summary(row, (i_desc, i_ref, i_cp)):
+            if not has_money or _is_summary(row, summary_skip):
                 continue  # a continuation, footer or total row: not a transaction
-            if not (mapping.fill_down_date and last_date is not None):
-                result.error(row_no, "Thiếu ngày giao dịch." + ("" if mapping.fill_down_date else
+            if not (fill_down and last_date is not None):
+                result.error(row_no, "Thiếu ngày giao dịch." + ("" if fill_down else
                                      " Nếu ngân hàng để trống ngày ở các dòng cùng ngày, chọn mẫu --preset vietinbank."))
                 continue
             booked_at = last_date
@@ -534,22 +585,25 @@ def _rows_to_lines(rows: Iterator[tuple[int, Sequence[object]]], mapping: Column
             try:
                 booked_at = read_date(raw_date)
             except ValueError as exc:
-                if _is_summary(row, (i_desc, i_ref, i_cp)):
+                if _is_summary(row, summary_skip):
                     continue
                 result.error(row_no, str(exc))
                 continue
             last_date = booked_at
         try:
-            amount, direction = _row_amount(row, i_credit, i_debit, i_amount, i_dir, decimal)
+            amount, direction = _row_amount(row, i_credit, i_debit, i_amount, i_dir, read_amount)
         except AmountError as exc:
             result.error(row_no, str(exc))
             continue
-        append(StatementLine(
-            line_no=row_no, booked_at=booked_at, amount=amount, direction=direction,
-            description=_text(_cell(row, i_desc)), bank_reference=_text(_cell(row, i_ref))[:128],
-            account_number=re.sub(r"\s", "", _text(_cell(row, i_acct))),
-            virtual_account=re.sub(r"\s", "", _text(_cell(row, i_va))), counterparty_name=_text(_cell(row, i_cp))[:255],
-        ))
+        v = row[i_desc] if i_desc is not None and i_desc < n else None
+        description = " ".join(v.split()) if v.__class__ is str else _text(v)
+        v = row[i_ref] if i_ref is not None and i_ref < n else None
+        reference = (" ".join(v.split()) if v.__class__ is str else _text(v))[:128]
+        account = strip_ws("", _text(row[i_acct])) if i_acct is not None and i_acct < n else ""
+        va = strip_ws("", _text(row[i_va])) if i_va is not None and i_va < n else ""
+        v = row[i_cp] if i_cp is not None and i_cp < n else None
+        counterparty = (" ".join(v.split()) if v.__class__ is str else _text(v))[:255]
+        append(StatementLine(row_no, booked_at, amount, direction, description, reference, account, va, counterparty))
     return result
 
 
@@ -570,11 +624,11 @@ def _is_summary(row: Sequence[object], skip: tuple[int | None, ...] = ()) -> boo
     return False
 
 
-def _row_amount(row, i_credit, i_debit, i_amount, i_dir, decimal) -> tuple[int, str]:
+def _row_amount(row, i_credit, i_debit, i_amount, i_dir, read_amount) -> tuple[int, str]:
     if i_credit is not None or i_debit is not None:
         c_raw, d_raw = _cell(row, i_credit), _cell(row, i_debit)
-        c = 0 if _blank(c_raw) or c_raw == "-" else parse_amount(c_raw, decimal=decimal)
-        d = 0 if _blank(d_raw) or d_raw == "-" else parse_amount(d_raw, decimal=decimal)
+        c = 0 if _blank(c_raw) or c_raw == "-" else read_amount(c_raw)
+        d = 0 if _blank(d_raw) or d_raw == "-" else read_amount(d_raw)
         if c and d:
             raise AmountError("Dòng có cả số tiền ghi có và ghi nợ; không biết là tiền vào hay tiền ra.")
         if c or (i_amount is None or _blank(_cell(row, i_amount))):
@@ -582,7 +636,7 @@ def _row_amount(row, i_credit, i_debit, i_amount, i_dir, decimal) -> tuple[int, 
                 # A negative in the credit column is money out, and the other way round.
                 return (abs(c), OUT) if c < 0 else (abs(d), IN)
             return (c, IN) if c or not d else (d, OUT)
-    value = parse_amount(_cell(row, i_amount), decimal=decimal)
+    value = read_amount(_cell(row, i_amount))
     direction = IN if value >= 0 else OUT
     if i_dir is not None and not _blank(_cell(row, i_dir)):
         word = norm_text(_cell(row, i_dir)) or str(_cell(row, i_dir)).strip()
