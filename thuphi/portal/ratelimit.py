@@ -5,6 +5,7 @@ every worker shares one count.
 """
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from django.core.cache import cache
@@ -33,6 +34,20 @@ def client_ip(request) -> str:
     if hops <= 0:
         return remote
     forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
-    if len(forwarded) < hops:
+    if len(forwarded) < hops or not _is_ip(forwarded[-hops]):
         return remote
     return forwarded[-hops]
+
+
+def axes_client_ip(request) -> str | None:
+    """The same address for django-axes, which stores it in an IP column: None when there is none."""
+    ip = client_ip(request)
+    return ip if _is_ip(ip) else None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -5,7 +5,7 @@ import pytest
 from django.test import Client, RequestFactory
 
 from thuphi.core.models import Role
-from thuphi.portal.ratelimit import client_ip
+from thuphi.portal.ratelimit import axes_client_ip, client_ip
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "Mật-khẩu-dài-2026"
@@ -55,9 +55,24 @@ def test_a_success_resets_the_failure_count(make_user, institution):
         (1, "6.6.6.6, 1.2.3.4", "1.2.3.4"),    # one proxy: what it saw, not what the client claimed
         (2, "6.6.6.6, 1.2.3.4, 10.9.9.9", "1.2.3.4"),
         (1, "", "10.0.0.1"),                    # header missing: fall back to the socket address
+        (1, "6.6.6.6, not-an-address", "10.0.0.1"),  # junk is never taken for an address
     ],
 )
 def test_client_address_behind_trusted_proxies(settings, hops, xff, expected):
     settings.TRUSTED_PROXY_COUNT = hops
     request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=xff)
     assert client_ip(request) == expected
+    assert axes_client_ip(request) == expected
+
+
+def test_axes_gets_no_address_rather_than_a_made_up_one():
+    request = RequestFactory().get("/")
+    request.META.pop("REMOTE_ADDR", None)
+    assert client_ip(request) == "unknown" and axes_client_ip(request) is None
+
+
+def test_a_login_without_any_client_address_still_works(make_user, institution, client):
+    # force_login builds a request with no REMOTE_ADDR; axes must store "no address", not fail
+    user = make_user("thungan", Role.CASHIER, institution=institution)
+    client.force_login(user)
+    assert client.get("/staff/").status_code == 200
