@@ -22,6 +22,10 @@ from thuphi.core.models import Role, User
 from thuphi.registry.models import Institution, Ownership, Payer
 from thuphi.registry.selectors import default_bank_account
 
+# Every test asks for the database, so pytest-django keeps them in one group and the module
+# fixture loads the demo once (a test without it would run in a later group and load it again).
+pytestmark = pytest.mark.django_db
+
 TODAY = dt.date(2026, 11, 20)
 SEED = 2026
 PHONE_RE = re.compile(r"(?<!\d)0\d{9,10}(?!\d)")
