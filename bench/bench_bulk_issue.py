@@ -4,13 +4,20 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/thuphi_bench .venv/bin/thuphi migrate --noinput
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/thuphi_bench .venv/bin/python bench/bench_bulk_issue.py
 
-Scenarios, each run `--runs` times (median reported):
+Each round runs, one after the other (so that they see the same load on a shared machine):
 
-* new payers: the first issuance of a school year, every payer is created (tables emptied before each run);
-* existing payers: the monthly issuance, payers already on file (bills emptied before each run);
-* plain COPY: the same bill and line tuples as the last run, read back into memory, written with
-  COPY into the emptied bill tables, once rolled back and once committed (COMMIT runs the deferred
-  foreign-key checks). The committed one is the floor for what any issuance can reach here.
+* new payers: the first issuance of a school year, every payer is created;
+* plain COPY of the same payer, bill and line rows + COMMIT: what the new-payer issuance writes, as
+  pre-built tuples, into the emptied tables;
+* existing payers: the monthly issuance, payers already on file;
+* plain COPY of the same bill and line rows + COMMIT: what the monthly issuance writes;
+* the same, rolled back (index upkeep without the deferred foreign-key checks of COMMIT).
+
+The rows of the plain COPYs are those the first round's issuance wrote, read back into memory. The
+ratio of each issuance to its plain COPY is taken within a round, and the median of the rounds is
+reported, so that a change of load between rounds does not land in the ratio. CPU seconds of this
+process and of its PostgreSQL backend are reported beside the wall clock: on a shared machine they
+move much less.
 
 The database is emptied (TRUNCATE): point it only at a database made for benchmarking.
 Results go to bench/out/bulk_issue-<time>.json; `--phases` times the steps of one extra run per
@@ -44,9 +51,9 @@ from django.db import connection, transaction  # noqa: E402
 from thuphi.billing import vietqr  # noqa: E402
 from thuphi.billing import reference as refcode  # noqa: E402
 from thuphi.billing.bulk import RosterRow, bills_bulk_issue, parse_roster  # noqa: E402
-from thuphi.billing.models import Bill, BillLine, DiscountRule, FeeKind  # noqa: E402
+from thuphi.billing.models import Bill, BillBatch, BillLine, DiscountRule, FeeKind  # noqa: E402
 from thuphi.billing.services import LineInput  # noqa: E402
-from thuphi.registry.models import Commune, Institution, PayerCategory  # noqa: E402
+from thuphi.registry.models import Commune, Institution, Payer, PayerCategory  # noqa: E402
 from thuphi.registry.services import BankAccountInput, institution_create  # noqa: E402
 
 TARGET = 10_000  # bills per second
@@ -109,39 +116,82 @@ def loadavg() -> float:
         return float(fh.read().split()[0])
 
 
-def issue(inst: Institution, rows: list[RosterRow]) -> float:
-    start = time.perf_counter()
+def backend_pid() -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        return cur.fetchone()[0]
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process on this machine."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(fn, *args) -> dict[str, float]:
+    """Wall seconds, CPU seconds of this process (all threads) and of the PostgreSQL backend, load."""
+    pid = backend_pid()
+    load = loadavg()
+    client, server, start = time.process_time(), cpu_of(pid), time.perf_counter()
+    fn(*args)
+    return {"wall": time.perf_counter() - start, "client_cpu": time.process_time() - client,
+            "server_cpu": cpu_of(pid) - server, "load_before": load}
+
+
+def issue(inst: Institution, rows: list[RosterRow]) -> None:
     bills_bulk_issue(actor=None, institution=inst, rows=rows, schedule=SCHEDULE,
                      due_date=dt.date.today() + dt.timedelta(days=15), batch_name="Thu tháng 11/2026")
-    return time.perf_counter() - start
 
 
 def timed_phases(inst: Institution, rows: list[RosterRow]) -> dict[str, float]:
-    """Wall time of each step of one issuance; what is left over is mostly COMMIT (deferred FK checks)."""
+    """Wall time of each step of one issuance, as the main thread sees it.
+
+    The rows are validated chunk by chunk and each chunk is queued for COPY as soon as it is valid;
+    the look-ups (payers on file, references, ids) run on the pipeline's thread meanwhile. "Waiting
+    for the database" is the main thread waiting for queued COPYs (at most a few chunks ahead, then
+    the last ones). What is left over is mostly COMMIT: the deferred foreign-key checks.
+    """
     from thuphi.billing import bulk
 
-    steps = {"_validate_rows": "validate", "_existing_payers": "find existing payers",
-             "_allocate_references": "references", "_upsert_payers": "write payers", "_write_bills": "write bills+lines"}
     spent: dict[str, float] = {}
-    originals = {name: getattr(bulk, name) for name in steps}
+    depth = {"write": 0}
+    originals = {"validate": (bulk, "_validate_rows"), "look-ups": (bulk, "_lookups"),
+                 "write": (bulk._Issue, "write"), "wait": (bulk._Pipeline, "keep_at_most"),
+                 "result": (bulk._Pipeline, "result"), "update": (bulk._Issue, "update_payers")}
+    saved = {key: getattr(owner, name) for key, (owner, name) in originals.items()}
 
-    def timed(name):
+    def timed(key, label):
+        fn = saved[key]
+
         def run(*args, **kwargs):
             start = time.perf_counter()
+            depth[key] = depth.get(key, 0) + 1
             try:
-                return originals[name](*args, **kwargs)
+                return fn(*args, **kwargs)
             finally:
-                spent[steps[name]] = spent.get(steps[name], 0.0) + time.perf_counter() - start
+                depth[key] -= 1
+                elapsed = time.perf_counter() - start
+                spent[label] = spent.get(label, 0.0) + elapsed
+                if key in ("wait", "result") and depth["write"]:
+                    label_w = "build rows + queue COPY"  # counted as waiting, not building
+                    spent[label_w] = spent.get(label_w, 0.0) - elapsed
         return run
 
-    for name in steps:
-        setattr(bulk, name, timed(name))
+    labels = {"validate": "validate rows", "look-ups": "(look-ups, on the pipeline thread)",
+              "write": "build rows + queue COPY", "wait": "wait for the database",
+              "result": "wait for the look-ups", "update": "update changed payers"}
+    for key, (owner, name) in originals.items():
+        setattr(owner, name, timed(key, labels[key]))
     try:
-        total = issue(inst, rows)
+        start = time.perf_counter()
+        issue(inst, rows)
+        total = time.perf_counter() - start
     finally:
-        for name, fn in originals.items():
-            setattr(bulk, name, fn)
-    spent["commit and the rest"] = total - sum(spent.values())
+        for key, (owner, name) in originals.items():
+            setattr(owner, name, saved[key])
+    main_thread = sum(v for k, v in spent.items() if not k.startswith("("))
+    spent["COMMIT and the rest"] = total - main_thread
     spent["total"] = total
     return spent
 
@@ -151,42 +201,38 @@ def verify(n: int) -> None:
     for bill in Bill.objects.order_by("?")[:200]:
         qr = vietqr.parse_payload(bill.qr_payload)
         assert refcode.is_valid(bill.reference) and qr.purpose == bill.reference and qr.amount == bill.amount_due
+        assert len(bill.lines.all()) == 2
     assert Bill.objects.values("reference").distinct().count() == n
 
 
-def copy_baseline(runs: int) -> dict[str, list[float]]:
-    """COPY the rows the last issuance wrote, as pre-built tuples, into the emptied bill tables.
-
-    Two floors: rolled back (index upkeep only) and committed (plus the deferred foreign-key
-    checks that every real issuance pays at COMMIT). The committed run leaves the same rows behind.
-    """
+def read_back(*models) -> list[tuple[str, list[str], list[tuple]]]:
+    """Every row of each model's table, in id order, as tuples: what a plain COPY writes again."""
     from psycopg import sql
 
     tables = []
-    for model in (Bill, BillLine):
+    for model in models:
         columns = [f.column for f in model._meta.concrete_fields]
         with connection.cursor() as cur:
             cur.execute(sql.SQL("SELECT {} FROM {} ORDER BY id").format(
                 sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(model._meta.db_table)))
             tables.append((model._meta.db_table, columns, cur.fetchall()))
-    times: dict[str, list[float]] = {"plain_copy_rollback": [], "plain_copy_commit": []}
-    for _ in range(runs):
-        for commit in (False, True):
-            with connection.cursor() as cur:
-                cur.execute("TRUNCATE billing_billline, billing_bill CASCADE")
-            start = time.perf_counter()
-            with transaction.atomic():
-                with connection.cursor() as cur:
-                    for table, columns, rows in tables:
-                        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
-                        with cur.cursor.copy(statement) as copy:
-                            for row in rows:
-                                copy.write_row(row)
-                if not commit:
-                    transaction.set_rollback(True)
-            times["plain_copy_commit" if commit else "plain_copy_rollback"].append(time.perf_counter() - start)
-    return times
+    return tables
+
+
+def plain_copy(tables, commit: bool) -> None:
+    """COPY pre-built tuples (psycopg's write_row, text format) into the tables, in one transaction."""
+    from psycopg import sql
+
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            for table, columns, rows in tables:
+                statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+                with cur.cursor.copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        if not commit:
+            transaction.set_rollback(True)
 
 
 def parse_csv_time(rows: list[RosterRow]) -> float:
@@ -201,10 +247,19 @@ def parse_csv_time(rows: list[RosterRow]) -> float:
     return elapsed
 
 
+LABELS = {"new_payers": "bills_bulk_issue, new payers",
+          "plain_copy_payers_commit": "plain COPY of its payer, bill, line rows + COMMIT",
+          "existing_payers": "bills_bulk_issue, existing payers",
+          "plain_copy_commit": "plain COPY of its bill and line rows + COMMIT",
+          "plain_copy_rollback": "the same, rolled back"}
+#: Each issuance and the plain COPY of the same rows.
+PAIRS = {"new_payers": "plain_copy_payers_commit", "existing_payers": "plain_copy_commit"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bills", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="rounds (each runs every scenario once)")
     parser.add_argument("--profile", action="store_true", help="profile one extra run (new payers) with cProfile")
     parser.add_argument("--phases", action="store_true",
                         help="time the steps of one extra run per scenario (wall clock, COMMIT included)")
@@ -215,21 +270,33 @@ def main() -> None:
     n = args.bills
     inst = institution()
     rows = roster(n)
-    results: dict[str, list[float]] = {"new_payers": [], "existing_payers": []}
-    load_before = loadavg()
+    results: dict[str, list[dict]] = {key: [] for key in LABELS}
+    uptime_before = open("/proc/loadavg").read().strip()
+    tables = None
 
-    for _ in range(args.runs):
+    def record(key: str, fn, *fn_args) -> None:
+        m = measured(fn, *fn_args)
+        results[key].append(m)
+        print(f"  {key}: {m['wall']:.2f} s wall, CPU {m['client_cpu']:.2f} s here + {m['server_cpu']:.2f} s "
+              f"PostgreSQL, load {m['load_before']:.1f}", file=sys.stderr, flush=True)
+
+    for _round in range(args.runs):
         truncate("registry_payer", *BILL_TABLES)
-        results["new_payers"].append(issue(inst, rows))
-        print(f"  new payers: {results['new_payers'][-1]:.2f} s", file=sys.stderr)
-    verify(n)
-    for _ in range(args.runs):
+        record("new_payers", issue, inst, rows)
+        verify(n)
+        if tables is None:
+            tables = read_back(Payer, BillBatch, Bill, BillLine)
+        truncate("registry_payer", *BILL_TABLES)
+        record("plain_copy_payers_commit", plain_copy, tables, True)
+        verify(n)
         truncate(*BILL_TABLES)
-        results["existing_payers"].append(issue(inst, rows))
-        print(f"  existing payers: {results['existing_payers'][-1]:.2f} s", file=sys.stderr)
-    verify(n)
-    results.update(copy_baseline(args.runs))
-    verify(n)
+        record("existing_payers", issue, inst, rows)
+        verify(n)
+        truncate(*BILL_TABLES)
+        record("plain_copy_commit", plain_copy, tables[1:], True)
+        verify(n)
+        truncate(*BILL_TABLES)
+        record("plain_copy_rollback", plain_copy, tables[1:], False)
     csv_parse = parse_csv_time(rows)
 
     if args.profile:
@@ -244,32 +311,42 @@ def main() -> None:
             truncate(*(("registry_payer",) if scenario == "new_payers" else ()), *BILL_TABLES)
             phases[scenario] = timed_phases(inst, rows)
 
-    median = {k: statistics.median(v) for k, v in results.items()}
+    def med(key: str, what: str) -> float:
+        return statistics.median(m[what] for m in results[key])
+
+    median = {k: med(k, "wall") for k in LABELS}
     rate = {k: n / v for k, v in median.items()}
+    # Ratio within each round, then the median: load that changes between rounds stays out of it.
+    ratio = {k: statistics.median(a["wall"] / b["wall"] for a, b in zip(results[k], results[base]))
+             for k, base in PAIRS.items()}
     report = {
         "benchmark": "bulk_issue", "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": f"DATABASE_URL={os.environ['DATABASE_URL']} .venv/bin/python bench/bench_bulk_issue.py "
                    + " ".join(sys.argv[1:]),
         "machine": machine(), "bills": n, "lines_per_bill": len(SCHEDULE), "runs": args.runs,
-        "seconds": results, "median_seconds": median, "bills_per_second": rate,
-        "ratio_to_copy_commit": {k: median[k] / median["plain_copy_commit"] for k in ("new_payers", "existing_payers")},
-        "csv_parse_seconds": csv_parse, "loadavg_1min": {"before": load_before, "after": loadavg()}, "target_bills_per_second": TARGET,
-        "target_met": rate["new_payers"] >= TARGET, "phases_seconds": phases,
+        "runs_measured": results, "median_seconds": median, "bills_per_second": rate,
+        "median_cpu_seconds": {k: {"client": med(k, "client_cpu"), "server": med(k, "server_cpu")} for k in LABELS},
+        "ratio_to_plain_copy": ratio,
+        "csv_parse_seconds": csv_parse,
+        "loadavg": {"before": uptime_before, "after": open("/proc/loadavg").read().strip()},
+        "target_bills_per_second": TARGET,
+        "target_met": {k: rate[k] >= TARGET for k in PAIRS}, "phases_seconds": phases,
     }
 
-    print(f"\nBulk issuance, {n:,} bills × {len(SCHEDULE)} lines, median of {args.runs} runs "
+    print(f"\nBulk issuance, {n:,} bills × {len(SCHEDULE)} lines, median of {args.runs} rounds "
           f"({report['machine']['nproc']} CPU, {report['machine']['cpu']})")
-    print(f"{'scenario':<42}{'median s':>10}{'bills/s':>10}{'× COPY+commit':>15}")
-    labels = {"new_payers": "bills_bulk_issue, new payers", "existing_payers": "bills_bulk_issue, existing payers",
-              "plain_copy_commit": "plain COPY of the same rows + COMMIT",
-              "plain_copy_rollback": "plain COPY of the same rows, rolled back"}
-    for key, label in labels.items():
-        ratio = median[key] / median["plain_copy_commit"]
-        print(f"{label:<42}{median[key]:>10.2f}{rate[key]:>10,.0f}{ratio:>15.2f}")
-    print(f"parse_roster, {n:,}-row CSV: {csv_parse:.2f} s; load average {report['loadavg_1min']}")
+    print(f"{'scenario':<52}{'wall s':>8}{'bills/s':>9}{'CPU here':>10}{'CPU PG':>8}{'× its COPY':>12}")
+    for key, label in LABELS.items():
+        cpu = report["median_cpu_seconds"][key]
+        shown = f"{ratio[key]:.2f}" if key in ratio else "1.00" if key in PAIRS.values() else "–"
+        print(f"{label:<52}{median[key]:>8.2f}{rate[key]:>9,.0f}{cpu['client']:>10.2f}{cpu['server']:>8.2f}"
+              f"{shown:>12}")
+    print(f"parse_roster, {n:,}-row CSV: {csv_parse:.2f} s; /proc/loadavg before: {uptime_before}, "
+          f"after: {report['loadavg']['after']}")
     for scenario, steps in phases.items():
         print(f"steps, {scenario}: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()))
-    print(f"target {TARGET:,} bills/s: {'met' if report['target_met'] else 'MISSED'}")
+    print(f"target {TARGET:,} bills/s: " + ", ".join(
+        f"{k} {'met' if met else 'MISSED'}" for k, met in report["target_met"].items()))
 
     out_dir = ROOT / "bench" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)

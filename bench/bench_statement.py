@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/bench_statement.py                  # 1,000,000 lines, median of 3 runs
     .venv/bin/python bench/bench_statement.py --lines 100000 --runs 1
+    .venv/bin/python bench/bench_statement.py --lines 50000 --runs 1 --phases   # where the time goes
+    .venv/bin/python bench/bench_statement.py --lines 50000 --runs 1 --profile  # cProfile of the client
+
+The server is ``BENCH_PG`` (default ``postgres://postgres@127.0.0.1:5432``), database ``thuphi_bench_stmt``.
 
 What it does:
 1. creates the PostgreSQL database ``thuphi_bench_stmt`` (psql) and migrates it;
@@ -11,9 +15,11 @@ What it does:
    mangled the way banks do (prefix, trace number, suffix), 2% carry none (they go to suspense and
    are identified by fingerprint, having no bank reference either);
 4. times ``statement_import`` (parse + match + book, the whole service) per run, resetting the
-   payments tables and the bills between runs (TRUNCATE: the ledger's row triggers refuse DELETE);
-5. after the first run checks the ledger (`ledger_check().ok`), that exactly the referenced bills are paid,
-   and that importing the same file again books nothing.
+   payments and statistics tables and the bills between runs (TRUNCATE: the ledger's row triggers
+   refuse DELETE), with the CPU seconds of this process and of its PostgreSQL backend;
+5. after the first run checks the ledger (`ledger_check().ok`), the monitoring statistics against a
+   rebuild (`stats_check()`), that exactly the referenced bills are paid, and that importing the
+   same file again books nothing.
 
 Prints seconds, lines/s, the machine and the load average (the workplace's cores are shared).
 Target (issue): < 60 s for 1,000,000 lines.
@@ -35,12 +41,13 @@ from pathlib import Path
 DB = "thuphi_bench_stmt"
 ACCOUNT = "1023456789"
 ROOT = Path(__file__).resolve().parent.parent
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 
 
 def psql(sql: str, db: str = "postgres") -> str:
     """Run statements separated by ";" one by one (VACUUM refuses to share a transaction)."""
     cmds = [c.strip() for c in sql.split(";") if c.strip()]
-    args = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-qAt"]
+    args = ["psql", f"{PG}/{db}", "-v", "ON_ERROR_STOP=1", "-qAt"]
     for c in cmds:
         args += ["-c", c]
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
@@ -49,7 +56,8 @@ def psql(sql: str, db: str = "postgres") -> str:
 def setup_django() -> None:
     if not psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB}'"):
         psql(f"CREATE DATABASE {DB}")
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DB}"
+    os.environ["DATABASE_URL"] = f"{PG}/{DB}"
+    os.environ.setdefault("DEBUG", "0")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "thuphi.config.settings")
     sys.path.insert(0, str(ROOT))
     import django
@@ -163,16 +171,69 @@ def write_statement(path: Path, refs: list[tuple[str, int]], n_lines: int) -> No
 
 
 def reset() -> None:
+    from django.apps import apps
+
+    tables = {m._meta.db_table for m in apps.get_app_config("monitoring").get_models() if m.__name__.endswith("Stat")}
+    existing = set(psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", DB).split())
+    stats = ", ".join(sorted(tables & existing))
     psql("TRUNCATE payments_statementlinerecord, payments_statementimport, payments_allocation, "
-         "payments_ledgerentry, payments_ledgertransaction, payments_credit CASCADE; "
+         f"payments_ledgerentry, payments_ledgertransaction, payments_credit, {stats} CASCADE; "
          "UPDATE billing_bill SET amount_paid = 0, status = 'unpaid' WHERE amount_paid <> 0 OR status <> 'unpaid'; "
-         "VACUUM ANALYZE billing_bill;", DB)
+         "VACUUM ANALYZE billing_bill; VACUUM ANALYZE billing_billline; CHECKPOINT", DB)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process on this machine (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Phases:
+    """Wall seconds spent in each database step of the booking (--phases): the writes, the bill
+    update, the id allocation, the commits; what is left of a chunk is look-ups and Python."""
+
+    def __init__(self):
+        import collections
+
+        self.seconds = collections.Counter()
+
+    def wrap(self, owner, name: str, label):
+        original = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            t = time.monotonic()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[label(args) if callable(label) else label] += time.monotonic() - t
+
+        setattr(owner, name, timed)
+
+    def install(self):
+        from django.db.backends.base.base import BaseDatabaseWrapper
+
+        from thuphi.payments.statements import booking, service
+
+        self.wrap(booking.RowWriter, "flush", lambda a: "COPY " + a[0].table)
+        self.wrap(booking, "update_bills", "UPDATE bills")
+        self.wrap(booking, "allocate_ids", "ids (nextval)")
+        self.wrap(booking, "_lock_bills", "lock + read bills")
+        self.wrap(service, "stats_add_booked", "statistics")
+        self.wrap(service, "credit_book_many", "credit_book_many (all of it)")
+        self.wrap(service, "_book_chunk", "chunks (all of it)")
+        self.wrap(service, "parse_statement", "parse")
+        self.wrap(BaseDatabaseWrapper, "_commit", "COMMIT (deferred FK checks)")
+
+    def print(self, wall: float) -> None:
+        for k, v in sorted(self.seconds.items(), key=lambda kv: -kv[1]):
+            print(f"    {k:32s} {v:8.2f} s  {100 * v / wall:5.1f} %")
 
 
 def machine() -> str:
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
     mem = next((int(ln.split()[1]) // 1024 // 1024 for ln in open("/proc/meminfo") if ln.startswith("MemTotal")), 0)
-    pg = psql("SHOW server_version")
+    pg = psql("SHOW server_version") + ", shared_buffers " + psql("SHOW shared_buffers") + \
+        ", max_wal_size " + psql("SHOW max_wal_size")
     return (f"{os.cpu_count()} cores ({cpu}), {mem} GiB RAM, PostgreSQL {pg}, Python {platform.python_version()}, "
             f"{dt.date.today().isoformat()}")
 
@@ -182,9 +243,16 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-ref-share", type=float, default=0.02)
+    ap.add_argument("--phases", action="store_true", help="time each database step of the booking")
+    ap.add_argument("--profile", action="store_true", help="cProfile of the client (first run)")
+    ap.add_argument("--no-checks", action="store_true", help="skip the ledger/statistics checks after run 1")
+    ap.add_argument("--json", help="write the figures to this file")
     args = ap.parse_args()
     setup_django()
+    from django.db import connection
+
     from thuphi.billing.models import Bill
+    from thuphi.monitoring.stats import stats_check
     from thuphi.payments.ledger import ledger_check
     from thuphi.payments.statements.parsers import PRESETS, parse_statement
     from thuphi.payments.statements.service import statement_import
@@ -199,40 +267,76 @@ def main() -> None:
         write_statement(path, refs, args.lines)
     data = path.read_bytes()
     print(f"statement: {path} ({len(data) / 1e6:.0f} MB, {args.lines:,} lines, {len(refs):,} with a reference)")
-    t = time.monotonic()
+    t, cpu = time.monotonic(), time.process_time()
     parsed = parse_statement(data, filename=path.name, mapping=PRESETS["vcb"])
-    print(f"parse only: {time.monotonic() - t:.1f} s ({len(parsed.lines):,} lines, {len(parsed.errors)} errors)")
+    print(f"parse only: {time.monotonic() - t:.1f} s wall, {time.process_time() - cpu:.1f} s CPU "
+          f"({len(parsed.lines):,} lines, {len(parsed.errors)} errors)")
     del parsed
-    times = []
+    phases = Phases() if args.phases else None
+    if phases:
+        phases.install()
+    runs = []
     for run in range(args.runs):
         reset()
-        load = os.getloadavg()[0]
-        t = time.monotonic()
-        cpu = time.process_time()
+        connection.ensure_connection()
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = cur.fetchone()[0]
+        if phases:
+            phases.seconds.clear()
+        load = os.getloadavg()
+        t, cpu, server = time.monotonic(), time.process_time(), cpu_seconds(backend)
+        prof = None
+        if args.profile and run == 0:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
         report = statement_import(actor=None, bank_account=account, file_bytes=data, filename=path.name,
                                   mapping=PRESETS["vcb"])
+        if prof:
+            prof.disable()
         wall = time.monotonic() - t
-        cpu = time.process_time() - cpu
-        times.append(wall)
-        print(f"run {run + 1}: {wall:.1f} s wall, {cpu:.1f} s CPU in this process, "
-              f"{args.lines / wall:,.0f} lines/s; new {report.new_credits:,}, matched {report.matched:,}, "
-              f"unmatched {report.unmatched:,}, errors {len(report.errors)}; load before {load:.1f}", flush=True)
+        cpu, server = time.process_time() - cpu, cpu_seconds(backend) - server
+        after = os.getloadavg()
+        runs.append({"wall": wall, "client_cpu": cpu, "server_cpu": server, "load_before": load, "load_after": after})
+        print(f"run {run + 1}: {wall:.1f} s wall, {args.lines / wall:,.0f} lines/s; CPU {cpu:.1f} s in this process, "
+              f"{server:.1f} s in its PostgreSQL backend; new {report.new_credits:,}, matched {report.matched:,}, "
+              f"unmatched {report.unmatched:,}, errors {len(report.errors)}; load average {load[0]:.2f} before, "
+              f"{after[0]:.2f} after", flush=True)
+        if phases:
+            phases.print(wall)
+            runs[-1]["phases"] = dict(phases.seconds)
+        if prof:
+            import pstats
+
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         assert report.new_credits == args.lines and report.matched == len(refs), report.as_text()[:2000]
-        if run == 0:
+        if run == 0 and not args.no_checks:
             t = time.monotonic()
             check = ledger_check()
             paid = Bill.objects.filter(institution=account.institution, status="paid").count()
             print(f"  ledger_check ok={check.ok} ({time.monotonic() - t:.0f} s); bills paid: {paid:,} "
                   f"of {len(refs):,} referenced")
             assert check.ok and paid == len(refs), check.problems[:5]
+            t = time.monotonic()
+            drift = stats_check()
+            print(f"  statistics = rebuild from the ledger: {not drift} ({time.monotonic() - t:.0f} s)")
+            assert not drift, drift[:5]
             again = statement_import(actor=None, bank_account=account, file_bytes=data, filename=path.name,
                                      mapping=PRESETS["vcb"])
             print(f"  same file again: {again.new_credits} new, {again.duplicates:,} duplicates, "
                   f"{again.seconds:.1f} s")
             assert again.new_credits == 0
+    times = [r["wall"] for r in runs]
     med = statistics.median(times)
     print(f"RESULT: {args.lines:,} lines, median {med:.1f} s over {len(times)} run(s) "
           f"({', '.join(f'{x:.1f}' for x in times)}), {args.lines / med:,.0f} lines/s; target < 60 s")
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps({"lines": args.lines, "machine": machine(), "runs": runs,
+                                               "median_wall": med}, indent=1, default=str))
 
 
 if __name__ == "__main__":

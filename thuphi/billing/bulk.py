@@ -1,26 +1,32 @@
 """Bulk issuance: a roster (XLSX or CSV) and a fee schedule become one batch of bills, all or nothing.
 
-Three steps, in this order, so that a bad file never leaves half a batch behind:
-
 1. parse (``parse_roster``, ``parse_schedule``): read the file, find the columns by their Vietnamese
    or English headers, keep every value as the spreadsheet gave it, with its row number;
-2. validate every row and collect *all* problems (``ValidationFailed.details``), before any write;
-3. write in one transaction: payers, the batch, bills, lines.
+2. validate every row and collect *all* problems (``ValidationFailed.details``);
+3. write payers, the batch, bills and lines — in the same single transaction as everything else, so
+   that a bad file never leaves half a batch behind: the first bad row stops the writing and the
+   transaction is rolled back once the whole file has been checked.
 
 Amounts and discounts come from ``services.build_lines`` (the function single bills use). The
-schedule is the same for every payer and the discount depends only on the payer's category, so
-``build_lines`` runs once per category present in the roster, not once per payer.
+schedule is the same for every payer and the discount depends only on the institution's rules for the
+payer's category, so ``build_lines`` runs once for "no category" and once per category with rules.
 
-On PostgreSQL (psycopg 3) payers, bills and lines are written with ``COPY ... FROM STDIN`` and ids
-reserved from the table's sequence; elsewhere with ``bulk_create``. Both paths write the same
-tuples, built by the same code.
+On PostgreSQL (psycopg 3) payers, bills and lines are written with ``COPY ... FROM STDIN``, ids
+reserved from the tables' sequences, on a background thread (``_Pipeline``) while the next chunk of
+the roster is validated and rendered: Python and PostgreSQL work side by side instead of in turns.
+Elsewhere the same rows go through ``bulk_create``. See docs/decisions/0006-bulk-issuance-writes.md.
 """
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import re
+import secrets
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,9 +37,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from thuphi.billing import reference as refcode
-from thuphi.billing.models import Bill, BillBatch, BillLine, BillStatus
+from thuphi.billing import vietqr
+from thuphi.billing.models import Bill, BillBatch, BillLine, BillStatus, DiscountRule
 from thuphi.billing.roster import RosterRow, ROSTER_FIELDS, cell_text, parse_roster, parse_schedule
-from thuphi.billing.services import LineInput, build_lines, qr_payload_for
+from thuphi.billing.services import LineInput, build_lines
 from thuphi.core.errors import Conflict, Forbidden, ValidationFailed
 from thuphi.core.models import User
 from thuphi.registry.models import BankAccount, Institution, Payer, PayerCategory, PayerKind, Sector
@@ -54,8 +61,6 @@ __all__ = [
 #: Bills per COPY statement or bulk_create call: large enough that per-statement overhead vanishes,
 #: small enough that the progress bar moves.
 CHUNK = 5000
-#: Rows per write to a COPY stream: the server stores one block while the next is built.
-COPY_BLOCK = 500
 #: Codes per `IN (...)` lookup (SQLite allows 32,766 parameters).
 LOOKUP_CHUNK = 2000
 
@@ -71,7 +76,7 @@ ProgressFn = Callable[[int, int], None]
 _MAX_LEN = {"name": 100, "class_name": 32, "grade": 16, "guardian_name": 100}
 
 
-@dataclass
+@dataclass(slots=True)
 class _Clean:
     row: int
     code: str
@@ -132,17 +137,19 @@ def _clean_phone(value: str) -> str:
 
 def _check_row(r: RosterRow, *, categories: dict[str, int], today: dt.date, first_row_of: dict[str, int],
                errors: list[dict]) -> _Clean:
-    """The payer columns of one row, cleaned; each problem is appended to `errors`.
+    """The payer columns of one row, cleaned; each problem is appended to `errors`, in column order.
 
-    Runs once per row of rosters of 100,000 lines, hence the direct attribute reads.
+    Runs once per row of rosters of 100,000 lines, hence the direct attribute reads and `cell_text`
+    inlined for the usual case of a string cell.
     """
     row = r.row
 
     def fail(field: str, message: str) -> None:
         errors.append({"row": row, "field": field, "message": message})
 
-    code = cell_text(r.code)
-    name = " ".join(cell_text(r.name).split())
+    code, name = r.code, r.name
+    code = code.strip() if type(code) is str else cell_text(code)
+    name = " ".join((name if type(name) is str else cell_text(name)).split())
     if not code:
         fail("code", _("Thiếu mã người nộp."))
     elif not CODE_RE.match(code):
@@ -155,53 +162,106 @@ def _check_row(r: RosterRow, *, categories: dict[str, int], today: dt.date, firs
         fail("name", _("Thiếu họ tên."))
 
     values: dict[str, object] = {"name": name}
-    for field, value in (("class_name", r.class_name), ("grade", r.grade), ("guardian_name", r.guardian_name)):
-        text = cell_text(value)
-        if text:
-            values[field] = text
-    for field, limit in _MAX_LEN.items():
-        if len(values.get(field, "")) > limit:
-            fail(field, _("Dài quá %(n)d ký tự.") % {"n": limit})
-    for field, value in (("phone", r.phone), ("guardian_phone", r.guardian_phone)):
-        raw = cell_text(value)
+    class_name, grade, guardian_name = r.class_name, r.grade, r.guardian_name
+    class_name = class_name.strip() if type(class_name) is str else cell_text(class_name)
+    grade = grade.strip() if type(grade) is str else cell_text(grade)
+    guardian_name = guardian_name.strip() if type(guardian_name) is str else cell_text(guardian_name)
+    if class_name:
+        values["class_name"] = class_name
+    if grade:
+        values["grade"] = grade
+    if guardian_name:
+        values["guardian_name"] = guardian_name
+    for field, text in (("name", name), ("class_name", class_name), ("grade", grade),
+                        ("guardian_name", guardian_name)):
+        if len(text) > _MAX_LEN[field]:
+            fail(field, _("Dài quá %(n)d ký tự.") % {"n": _MAX_LEN[field]})
+    for field, raw in (("phone", r.phone), ("guardian_phone", r.guardian_phone)):
+        raw = raw.strip() if type(raw) is str else cell_text(raw)
         if raw:
             phone = raw if PHONE_RE.match(raw) else _clean_phone(raw)
             if not PHONE_RE.match(phone):
                 fail(field, _("Số điện thoại “%(p)s” không hợp lệ: cần 10–11 chữ số, bắt đầu bằng 0.") % {"p": raw})
             values[field] = phone
-    if r.date_of_birth is not None and r.date_of_birth != "":
-        born = _parse_date(r.date_of_birth)
+    born = r.date_of_birth
+    if born is not None and born != "":
+        born = _parse_date(born)
         if born is None:
             fail("date_of_birth", _("Ngày sinh “%(d)s” không đúng dạng dd/mm/yyyy.") % {"d": cell_text(r.date_of_birth)})
         elif not _OLDEST_BIRTH <= born <= today:
             fail("date_of_birth", _("Ngày sinh %(d)s không hợp lý.") % {"d": born.strftime("%d/%m/%Y")})
         else:
             values["date_of_birth"] = born
-    insurance = cell_text(r.insurance_number)
+    insurance = r.insurance_number
+    insurance = insurance.strip() if type(insurance) is str else cell_text(insurance)
     if insurance:
         insurance = "".join(insurance.split()).upper()
         if not _INSURANCE_RE.fullmatch(insurance):
             fail("insurance_number", _("Số thẻ BHYT “%(s)s” không hợp lệ: 10–15 chữ và số.") % {"s": insurance})
         values["insurance_number"] = insurance
     category_id = None
-    category = cell_text(r.category)
+    category = r.category
+    category = category.strip() if type(category) is str else cell_text(category)
     if category:
         category_id = categories.get(category.casefold())
         if category_id is None:
             fail("category", _("Đối tượng “%(c)s” không có trong danh mục của đơn vị.") % {"c": category})
         values["category_id"] = category_id
-    return _Clean(row=row, code=code, values=values, category_id=category_id)
+    return _Clean(row, code, values, category_id)
 
 
 def _validate_rows(
-    *, institution: Institution, rows: list[RosterRow], today: dt.date
-) -> tuple[list[_Clean], list[dict]]:
-    categories = {c.code.casefold(): c.pk for c in PayerCategory.objects.filter(institution=institution)}
-    errors: list[dict] = []
-    first_row_of: dict[str, int] = {}
-    cleaned = [_check_row(r, categories=categories, today=today, first_row_of=first_row_of, errors=errors)
-               for r in rows]
-    return cleaned, errors
+    *, rows: list[RosterRow], today: dt.date, categories: dict[str, int], first_row_of: dict[str, int],
+    errors: list[dict],
+) -> list[_Clean]:
+    """`rows` cleaned; their problems appended to `errors`. Called chunk by chunk with the same
+    `first_row_of` (code -> first row), so that a code repeated anywhere in the file is reported."""
+    return [_check_row(r, categories=categories, today=today, first_row_of=first_row_of, errors=errors)
+            for r in rows]
+
+
+# ---------------------------------------------------------------------------
+# References
+# ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _pair_tables() -> tuple[list[str], tuple[list[int], ...]]:
+    """For the four symbol pairs of a reference body: the pair's text and its share of the check symbol.
+
+    The check symbol is a sum over GF(32) of each body symbol times a fixed weight (reference.py),
+    i.e. linear under XOR; so a body's check value is the XOR of the check values of the bodies that
+    are zero except for one pair. Those are read from ``reference.check_char`` itself, so the two
+    cannot disagree (and the tests compare them on random bodies besides).
+    """
+    alphabet, zero = refcode.ALPHABET, refcode.ALPHABET[0]
+    if refcode.BODY_LEN != 8 or len(alphabet) != 32:
+        raise RuntimeError("the reference format changed: update _pair_tables")
+    texts = [alphabet[a] + alphabet[b] for a in range(32) for b in range(32)]
+    sums = tuple([alphabet.index(refcode.check_char(zero * (2 * k) + t + zero * (6 - 2 * k))) for t in texts]
+                 for k in range(4))
+    return texts, sums
+
+
+def _fresh_references(n: int) -> list[str]:
+    """`n` random references (secrets), drawn as ``reference.generate()`` draws them, about 4× faster.
+
+    Same rules: 40 random bits for the 8 body symbols, the GF(32) check symbol, and no "TP" after the
+    prefix. Not checked for uniqueness here.
+    """
+    texts, (s0, s1, s2, s3) = _pair_tables()
+    alphabet, prefix = refcode.ALPHABET, refcode.PREFIX
+    out: list[str] = []
+    while len(out) < n:
+        need = n - len(out)
+        data = secrets.token_bytes(5 * need)
+        for i in range(0, 5 * need, 5):
+            bits = int.from_bytes(data[i:i + 5], "big")
+            a, b, c, d = bits >> 30, (bits >> 20) & 1023, (bits >> 10) & 1023, bits & 1023
+            ref = f"{prefix}{texts[a]}{texts[b]}{texts[c]}{texts[d]}{alphabet[s0[a] ^ s1[b] ^ s2[c] ^ s3[d]]}"
+            if prefix not in ref[2:]:
+                out.append(ref)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -220,6 +280,9 @@ LINE_FIELDS = ("bill_id",)
 LINE_SHARED = ("fee_item_id", "name", "kind", "amount", "discount", "position")
 _PAYER_UPDATABLE = ("name", "phone", "category_id", "class_name", "grade", "guardian_name", "guardian_phone",
                     "date_of_birth", "insurance_number")
+#: What is read of a payer on file, and where each column sits in the tuple.
+_PAYER_READ = ("id", "code", *_PAYER_UPDATABLE)
+_AT = {field: i for i, field in enumerate(_PAYER_READ)}
 
 
 def _chunks(seq: list, size: int) -> Iterable[list]:
@@ -228,6 +291,7 @@ def _chunks(seq: list, size: int) -> Iterable[list]:
 
 
 _COPY_SPECIAL_RE = re.compile(r"[\\\t\n\r]")
+_NULL = "\\N"  # NULL in COPY text
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -252,13 +316,24 @@ def _copy_text(value: object) -> str:
     return text.translate(_COPY_ESCAPES) if _COPY_SPECIAL_RE.search(text) else text
 
 
-class _Writer:
-    """Inserts rows: COPY on PostgreSQL with psycopg 3, bulk_create anywhere else.
+def _payer_copy_row(row: tuple) -> str:
+    """A PAYER_FIELDS row in COPY text: `_copy_text` of each value, with one escape check for the whole row."""
+    pk, code, name, phone, category_id, class_name, grade, guardian_name, guardian_phone, born, insurance = row
+    if type(pk) is not int or _COPY_SPECIAL_RE.search(
+            f"{code}{name}{phone}{class_name}{grade}{guardian_name}{guardian_phone}{insurance}"):
+        return "\t".join(map(_copy_text, row))
+    category = _NULL if category_id is None else category_id
+    born = _NULL if born is None else born.isoformat()
+    return (f"{pk}\t{code}\t{name}\t{phone}\t{category}\t{class_name}\t{grade}\t{guardian_name}\t"
+            f"{guardian_phone}\t{born}\t{insurance}")
 
-    A row is `values` (in the order of `fields`) plus, optionally, a `shared` tuple (in the order
-    of `shared_fields`) that many rows have in common: the batch-wide columns of a bill, the
-    lines of a category's template. COPY renders each distinct shared tuple once; that and
-    writing text in blocks is most of what separates this from a plain COPY.
+
+class _Writer:
+    """Reads and inserts for one issuance: COPY on PostgreSQL with psycopg 3, the ORM anywhere else.
+
+    On the COPY path every method works on the raw psycopg connection (not Django's wrapper, which
+    belongs to the calling thread), so that `_Pipeline` can run them on its thread; they still run
+    in the transaction `bills_bulk_issue` opened.
     """
 
     def __init__(self) -> None:
@@ -266,9 +341,12 @@ class _Writer:
 
         self.postgres = connection.vendor == "postgresql"
         self.copy = self.postgres and is_psycopg3
+        if self.copy:
+            connection.ensure_connection()
+            self.raw = connection.connection
 
     def matching(self, qs: QuerySet, field: str, values: list) -> Iterable[QuerySet]:
-        """`qs` narrowed to rows whose `field` is in `values`, as one or more querysets."""
+        """`qs` narrowed to rows whose `field` is in `values`, as one or more querysets (ORM path)."""
         if self.postgres:
             # One array parameter: thousands of IN placeholders cost more to build than to run.
             meta = qs.model._meta
@@ -278,65 +356,166 @@ class _Writer:
         for chunk in _chunks(values, LOOKUP_CHUNK):
             yield qs.filter(**{f"{field}__in": chunk})
 
+    def _cursor(self):
+        """A cursor binding parameters on the server, with binary results.
+
+        Django's connection makes client-side-binding cursors, which would spell a 100,000-element
+        array out as SQL text for the server to parse back.
+        """
+        import psycopg
+
+        cursor = psycopg.Cursor(self.raw)
+        cursor.format = psycopg.pq.Format.BINARY
+        return cursor
+
+    def _select(self, model, columns: tuple[str, ...], where: str, params: list) -> list[tuple]:
+        from psycopg import sql
+
+        column_of = {f.attname: f.column for f in model._meta.concrete_fields}
+        query = sql.SQL("SELECT {} FROM {} WHERE " + where).format(
+            sql.SQL(", ").join(sql.Identifier(column_of[c]) for c in columns), sql.Identifier(model._meta.db_table))
+        with self._cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall()
+
+    def taken_references(self, refs: list[str]) -> set[str]:
+        """Those of `refs` that an issued bill already has."""
+        if self.copy:
+            return {r for (r,) in self._select(Bill, ("reference",), '"reference" = ANY(%s)', [refs])}
+        taken: set[str] = set()
+        for qs in self.matching(Bill.objects.all(), "reference", refs):
+            taken.update(qs.values_list("reference", flat=True))
+        return taken
+
+    def existing_payers(self, *, institution: Institution, codes: list[str]) -> dict[str, tuple]:
+        """Payers on file among `codes`: code -> the `_PAYER_READ` columns."""
+        if self.copy:
+            found = self._select(Payer, _PAYER_READ, '"institution_id" = %s AND "code" = ANY(%s)',
+                                 [institution.pk, codes])
+        else:
+            found = [values for qs in self.matching(Payer.objects.filter(institution=institution), "code", codes)
+                     for values in qs.values_list(*_PAYER_READ)]
+        return {values[1]: values for values in found}
+
     def reserve_ids(self, model, n: int) -> list[int] | None:
         """Ids from the table's own sequence, so that COPY can write the ids other rows point to."""
         if not self.copy or n == 0:
             return None
-        table, pk = model._meta.db_table, model._meta.pk.column
-        with connection.cursor() as cur:
-            cur.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                        [table, pk, n])
+        from psycopg import sql
+
+        with self._cursor() as cur:
+            cur.execute("SELECT pg_get_serial_sequence(%s, %s)", [model._meta.db_table, model._meta.pk.column])
+            sequence = cur.fetchone()[0]
+            # The name as a literal: PostgreSQL resolves it once. As an expression
+            # (pg_get_serial_sequence(...) inside nextval) it is resolved for every id, 4× the cost.
+            cur.execute(sql.SQL("SELECT nextval({}::regclass) FROM generate_series(1, %s)").format(
+                sql.Literal(sequence)), [n])
             return [row[0] for row in cur.fetchall()]
 
-    def insert(self, model, fields: tuple[str, ...], shared_fields: tuple[str, ...],
-               rows: Iterable[tuple[tuple, tuple]]) -> list[int] | None:
-        """Insert (values, shared) pairs; return the new ids in order (None for COPY: ids were reserved).
+    def copy_statement(self, model, fields: tuple[str, ...], *, now: dt.datetime) -> tuple[object, str]:
+        """The COPY statement for `fields` plus every other column, and the text those others add to each row.
 
-        `rows` may be a generator: COPY consumes it while sending, so building the next rows
-        overlaps with the server storing the previous ones.
+        Columns this module does not know about (added to the model later) get the model's default,
+        as bulk_create would give them: Django defaults are not database defaults, so leaving them out
+        of COPY would write NULL.
         """
-        if self.copy:
-            self._copy(model, fields + shared_fields, rows)
-            return None
-        all_fields = fields + shared_fields
-        objs = [model(**dict(zip(all_fields, values + common))) for values, common in rows]
-        model.objects.bulk_create(objs, batch_size=CHUNK)
-        return [o.pk for o in objs]
-
-    def _copy(self, model, fields: tuple[str, ...], rows: Iterable[tuple[tuple, tuple]]) -> None:
         from psycopg import sql
 
         meta = model._meta
         column_of = {f.attname: f.column for f in meta.concrete_fields}
-        columns = [column_of[f] for f in fields]
-        # Columns this module does not know about (added to the model later) get the model's
-        # default, as bulk_create would give them: Django defaults are not database defaults, so
-        # leaving them out of COPY would write NULL.
         extra = [f for f in meta.concrete_fields if f.attname not in fields and not f.primary_key]
-        now = timezone.now()
         tail = "".join(
             "\t" + _copy_text(now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
                               else f.get_default())
-            for f in extra) + "\n"
-        columns += [f.column for f in extra]
+            for f in extra)
+        columns = [column_of[f] for f in fields] + [f.column for f in extra]
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(meta.db_table), sql.SQL(", ").join(map(sql.Identifier, columns)))
-        rendered: dict[int, str] = {}
-        # Django does not wrap errors raised through the raw psycopg cursor; this turns a unique
-        # violation into django.db.IntegrityError like every other write.
-        with connection.wrap_database_errors, connection.cursor() as cur:
-            with cur.cursor.copy(statement) as copy:
-                block: list[str] = []
-                for values, common in rows:
-                    common_text = rendered.get(id(common))
-                    if common_text is None:
-                        common_text = rendered[id(common)] = "".join("\t" + _copy_text(v) for v in common) + tail
-                    block.append("\t".join(map(_copy_text, values)) + common_text)
-                    if len(block) == COPY_BLOCK:
-                        copy.write("".join(block))
-                        block.clear()
-                if block:
-                    copy.write("".join(block))
+        return statement, tail
+
+    def copy_in(self, statement, text: str) -> None:
+        """Send rows already in COPY text format, in one piece (the server never waits on us mid-COPY)."""
+        with self.raw.cursor() as cur, cur.copy(statement) as copy:
+            copy.write(text)
+
+    def create(self, model, fields: tuple[str, ...], rows: Iterable[tuple]) -> list[int]:
+        """bulk_create of `rows` (values in `fields` order); the new ids in order."""
+        objs = [model(**dict(zip(fields, values))) for values in rows]
+        model.objects.bulk_create(objs, batch_size=CHUNK)
+        return [o.pk for o in objs]
+
+
+class _Skipped(Exception):
+    """Work not run because earlier work of the same issuance failed."""
+
+
+class _Pipeline:
+    """Database work of one issuance, run in order on one background thread (COPY path) or at once.
+
+    Python validates and builds the next rows while PostgreSQL runs the previous statement: the two
+    processes use both cores instead of taking turns. Only the pipeline's thread uses the connection
+    while work is queued, so the caller waits (`result`, `drain`) before any ORM call. Errors come
+    back in submission order, as Django's exceptions.
+    """
+
+    #: Chunks queued ahead of the database: bounds memory, keeps both sides busy.
+    AHEAD = 2
+
+    def __init__(self, *, threaded: bool) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thuphi-bulk") if threaded else None
+        self._pending: deque[tuple[Future, Callable[[], None] | None]] = deque()
+        self._failed = False
+
+    def __enter__(self) -> _Pipeline:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._pool is not None:
+            # On an error, drop what has not started and wait for what has: the transaction is
+            # rolled back on this thread next, and the connection must be free by then.
+            self._pool.shutdown(wait=True, cancel_futures=exc_info[0] is not None)
+
+    def _run(self, fn: Callable, args: tuple, kwargs: dict):
+        if self._failed:
+            raise _Skipped
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def submit(self, fn: Callable, *args, on_done: Callable[[], None] | None = None, **kwargs) -> Future:
+        future: Future = Future()
+        if self._pool is None:
+            future.set_result(fn(*args, **kwargs))
+            if on_done is not None:
+                on_done()
+            return future
+        future = self._pool.submit(self._run, fn, args, kwargs)
+        self._pending.append((future, on_done))
+        return future
+
+    def _settle_oldest(self) -> None:
+        future, on_done = self._pending[0]
+        with connection.wrap_database_errors:  # psycopg errors become django.db errors
+            future.result()
+        self._pending.popleft()
+        if on_done is not None:
+            on_done()
+
+    def result(self, future: Future):
+        """`future`'s result, once it and everything submitted before it has run."""
+        while self._pending and any(f is future for f, _on_done in self._pending):
+            self._settle_oldest()
+        with connection.wrap_database_errors:
+            return future.result()
+
+    def keep_at_most(self, n: int) -> None:
+        while len(self._pending) > n:
+            self._settle_oldest()
+
+    def drain(self) -> None:
+        self.keep_at_most(0)
 
 
 @dataclass(frozen=True)
@@ -362,69 +541,194 @@ def _templates(*, institution: Institution, schedule: list[LineInput], category_
 
 
 def _allocate_references(*, writer: _Writer, n: int) -> list[str]:
-    """`n` fresh references, distinct among themselves and from every issued bill."""
+    """`n` fresh references, distinct among themselves and from every issued bill.
+
+    The unique index on the reference is the guarantee; this check makes a clash with an issued
+    bill (likely once a province holds millions of bills) cost a redraw, not a failed batch.
+    """
     refs: set[str] = set()
     to_check: list[str] = []
     while True:
         while len(refs) < n:
-            ref = refcode.generate()
-            if ref not in refs:
-                refs.add(ref)
-                to_check.append(ref)
-        taken: set[str] = set()
-        for qs in writer.matching(Bill.objects.all(), "reference", to_check):
-            taken.update(qs.values_list("reference", flat=True))
+            for ref in _fresh_references(n - len(refs)):
+                if ref not in refs:
+                    refs.add(ref)
+                    to_check.append(ref)
+        taken = writer.taken_references(to_check)
         if not taken:
             return list(refs)
         refs -= taken
         to_check = []
 
 
-def _existing_payers(*, writer: _Writer, institution: Institution, codes: list[str]) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    columns = ("id", "code", *_PAYER_UPDATABLE)
-    for qs in writer.matching(Payer.objects.filter(institution=institution), "code", codes):
-        for values in qs.values_list(*columns):
-            out[values[1]] = dict(zip(columns, values))
-    return out
+@dataclass
+class _Lookups:
+    """What the database must tell before the first row is written."""
+
+    existing: dict[str, tuple]  # payers on file, by code (`_PAYER_READ` columns)
+    new_payer_ids: list[int] | None  # reserved for the payers to create (COPY path)
+    references: list[str]
+    bill_ids: list[int] | None  # reserved (COPY path)
 
 
-def _upsert_payers(*, writer: _Writer, institution: Institution, cleaned: list[_Clean],
-                   existing: dict[str, dict], now: dt.datetime) -> dict[str, int]:
-    """Payer ids by code, after creating the new payers and updating what the file changed."""
-    kind = PayerKind.PATIENT.value if institution.sector == Sector.HEALTH else PayerKind.STUDENT.value
-    ids = {code: p["id"] for code, p in existing.items()}
-    new = [c for c in cleaned if c.code not in existing]
-    reserved = writer.reserve_ids(Payer, len(new))
-    rows = []
-    for i, c in enumerate(new):
-        v = c.values
-        rows.append((reserved[i] if reserved else None, c.code, v["name"], v.get("phone", ""), v.get("category_id"),
-                     v.get("class_name", ""), v.get("grade", ""), v.get("guardian_name", ""),
-                     v.get("guardian_phone", ""), v.get("date_of_birth"), v.get("insurance_number", "")))
-    common = (institution.pk, kind, now)
-    created = writer.insert(Payer, PAYER_FIELDS, PAYER_SHARED, ((row, common) for row in rows))
-    for c, pk in zip(new, created or reserved or []):
-        ids[c.code] = pk
+def _lookups(*, writer: _Writer, institution: Institution, codes: list[str]) -> _Lookups:
+    """Payers on file, fresh references and reserved ids: one task, run while the rows are checked."""
+    distinct = list(dict.fromkeys(codes))
+    existing = writer.existing_payers(institution=institution, codes=distinct)
+    # If the file is good, its codes are distinct and these are exactly the payers to create; if it
+    # is not, nothing is written and the reserved ids are simply never used.
+    new_payer_ids = writer.reserve_ids(Payer, sum(1 for code in distinct if code not in existing))
+    references = _allocate_references(writer=writer, n=len(codes))
+    return _Lookups(existing=existing, new_payer_ids=new_payer_ids, references=references,
+                    bill_ids=writer.reserve_ids(Bill, len(codes)))
 
-    changed_objs, changed_fields = [], set()
-    for c in cleaned:
-        current = existing.get(c.code)
-        if current is None:
-            continue
-        diff = {f: v for f, v in c.values.items() if current[f] != v}
-        if diff:
-            changed_fields.update(diff)
-            changed_objs.append({**current, **diff})
-    if changed_objs:
+
+class _Issue:
+    """Writes one batch chunk by chunk, as the rows are validated: payers, bills, lines.
+
+    What every bill of one template shares (the batch-wide columns, the amounts, the lines, the QR
+    up to its purpose) is prepared once per template; per bill only its id, payer, reference and the
+    QR's last field and CRC are produced. On the COPY path each chunk becomes three COPY statements
+    queued on the pipeline; elsewhere bulk_create runs at once.
+    """
+
+    def __init__(self, *, writer: _Writer, pipe: _Pipeline, institution: Institution, bank_account: BankAccount,
+                 batch: BillBatch, actor: User | None, templates: dict[int | None, _Template], lookups: _Lookups,
+                 issue_date: dt.date, due_date: dt.date, now: dt.datetime, total: int,
+                 progress: ProgressFn | None) -> None:
+        self.writer, self.pipe, self.progress = writer, pipe, progress
+        self.existing = lookups.existing
+        self.references = lookups.references
+        self.bill_ids = lookups.bill_ids
+        self.new_payer_ids = iter(lookups.new_payer_ids or ())
+        self.templates = templates
+        self.position = 0  # bills written so far (index into references and bill_ids)
+        self.done = 0  # bills the database has stored (for progress)
+        self.total = total
+        self.amount_total = 0
+        self.changed: list[tuple[tuple, dict]] = []  # (payer on file, what the file changes)
+        self.payer_kind = PayerKind.PATIENT.value if institution.sector == Sector.HEALTH else PayerKind.STUDENT.value
+        actor_id = actor.pk if actor is not None else None
+        self.payer_common = (institution.pk, self.payer_kind, now)
+        # Per template: BILL_SHARED values, and reference -> QR payload (what services.qr_payload_for
+        # gives; a zero amount gets a static QR).
+        self.bill_common: dict[int | None, tuple] = {}
+        self.qr: dict[int | None, Callable[[str], str]] = {}
+        for key, tpl in templates.items():
+            due = tpl.gross - tpl.discount
+            status = BillStatus.PAID.value if due == 0 else BillStatus.UNPAID.value
+            self.bill_common[key] = (institution.pk, bank_account.pk, batch.name, status, issue_date, due_date,
+                                     tpl.gross, tpl.discount, due, 0, batch.pk, "", None, actor_id, now, now)
+            self.qr[key] = vietqr.payload_builder(bank_bin=bank_account.bank_bin,
+                                                  account_number=bank_account.account_number, amount=due or None)
+        if writer.copy:
+            self.payer_statement, extra = writer.copy_statement(Payer, PAYER_FIELDS + PAYER_SHARED, now=now)
+            self.payer_tail = "".join("\t" + _copy_text(v) for v in self.payer_common) + extra + "\n"
+            self.bill_statement, extra = writer.copy_statement(Bill, BILL_FIELDS + BILL_SHARED, now=now)
+            # Row text after the per-bill columns, and a bill's line rows as the pieces its id joins.
+            self.bill_tail = {key: "".join("\t" + _copy_text(v) for v in values) + extra + "\n"
+                              for key, values in self.bill_common.items()}
+            self.line_statement, extra = writer.copy_statement(BillLine, LINE_FIELDS + LINE_SHARED, now=now)
+            self.line_parts = {key: [""] + ["".join("\t" + _copy_text(v) for v in line) + extra + "\n"
+                                            for line in tpl.lines]
+                               for key, tpl in templates.items()}
+
+    def _template_key(self, category_id: int | None) -> int | None:
+        # A category without discount rules gets exactly the lines of no category.
+        return category_id if category_id in self.templates else None
+
+    def _stored(self, n: int) -> Callable[[], None]:
+        def report() -> None:
+            self.done += n
+            if self.progress is not None:
+                self.progress(self.done, self.total)
+        return report
+
+    def write(self, cleaned: list[_Clean]) -> None:
+        """Queue (or write) the payers, bills and lines of one validated chunk."""
+        payer_rows: list[tuple] = []
+        bills: list[tuple[int | None, str, int | None]] = []  # (payer id, reference, template key)
+        for c in cleaned:
+            current = self.existing.get(c.code)
+            values = c.values
+            if current is None:
+                pk = next(self.new_payer_ids, None)
+                payer_rows.append((pk, c.code, values["name"], values.get("phone", ""), values.get("category_id"),
+                                   values.get("class_name", ""), values.get("grade", ""),
+                                   values.get("guardian_name", ""), values.get("guardian_phone", ""),
+                                   values.get("date_of_birth"), values.get("insurance_number", "")))
+                category_id = c.category_id
+            else:
+                pk = current[0]
+                diff = {f: v for f, v in values.items() if current[_AT[f]] != v}
+                if diff:
+                    self.changed.append((current, diff))
+                category_id = c.category_id if "category_id" in values else current[_AT["category_id"]]
+            bills.append((pk, self.references[self.position + len(bills)], self._template_key(category_id)))
+        start, self.position = self.position, self.position + len(bills)
+        for _pk, _ref, key in bills:
+            tpl = self.templates[key]
+            self.amount_total += tpl.gross - tpl.discount
+
+        if not self.writer.copy:
+            if payer_rows:
+                ids = iter(self.writer.create(Payer, PAYER_FIELDS[1:] + PAYER_SHARED,
+                                              (row[1:] + self.payer_common for row in payer_rows)))
+                bills = [(next(ids) if pk is None else pk, ref, key) for pk, ref, key in bills]
+            bill_ids = self.writer.create(Bill, BILL_FIELDS[1:] + BILL_SHARED, (
+                (pk, ref, self.qr[key](ref)) + self.bill_common[key] for pk, ref, key in bills))
+            self.writer.create(BillLine, LINE_FIELDS + LINE_SHARED, (
+                (bill_id,) + line for bill_id, (_pk, _ref, key) in zip(bill_ids, bills)
+                for line in self.templates[key].lines))
+            self._stored(len(bills))()
+            return
+
+        if any(pk is None for pk, _ref, _key in bills):
+            raise RuntimeError("more new payers than reserved ids")
+        pipe, writer = self.pipe, self.writer
+        if payer_rows:
+            tail = self.payer_tail
+            pipe.submit(writer.copy_in, self.payer_statement, "".join([_payer_copy_row(row) + tail
+                                                                        for row in payer_rows]))
+        # Every per-bill value is safe as it stands: ints, and references and QR payloads are
+        # printable ASCII without tabs or backslashes, so nothing needs escaping.
+        qr, bill_tail, line_parts = self.qr, self.bill_tail, self.line_parts
+        bill_text, line_text = [], []
+        for bill_id, (pk, ref, key) in zip(self.bill_ids[start:self.position], bills):
+            bill_text.append(f"{bill_id}\t{pk}\t{ref}\t{qr[key](ref)}{bill_tail[key]}")
+            line_text.append(str(bill_id).join(line_parts[key]))
+        pipe.submit(writer.copy_in, self.bill_statement, "".join(bill_text))
+        pipe.submit(writer.copy_in, self.line_statement, "".join(line_text), on_done=self._stored(len(bills)))
+        pipe.keep_at_most(3 * _Pipeline.AHEAD)
+
+    def update_payers(self) -> None:
+        """What the file changed in payers already on file (ORM; the pipeline must be idle)."""
+        if not self.changed:
+            return
         # bulk_update writes every listed field of every object, so each carries its full state.
-        update_fields = sorted(changed_fields)
+        update_fields = sorted({f for _current, diff in self.changed for f in diff})
         Payer.objects.bulk_update(
-            [Payer(pk=p["id"], **{f: p[f] for f in update_fields}) for p in changed_objs],
+            [Payer(pk=current[0], **{f: diff[f] if f in diff else current[_AT[f]] for f in update_fields})
+             for current, diff in self.changed],
             fields=update_fields,
             batch_size=500,
         )
-    return ids
+
+
+@contextmanager
+def _gc_paused():
+    """No cyclic garbage collection while a roster is in memory.
+
+    Issuing 100,000 bills creates a few million objects and no reference cycles; the collector's
+    full passes over them cost about a fifth of the Python time.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _authorize(*, actor: User | None, institution: Institution) -> None:
@@ -449,10 +753,15 @@ def bills_bulk_issue(
 ) -> BillBatch:
     """Issue one bill per roster row, each with every schedule line, as one batch: all or nothing.
 
-    Every row is validated first; if any is bad, ValidationFailed carries one
-    {"row", "field", "message"} per problem and nothing is written. Payers are created or updated by
-    code. Each bill gets a fresh reference and the dynamic VietQR for its amount due.
-    `progress(done, total)` is called as bills are written.
+    Every row is validated; if any is bad, ValidationFailed carries one {"row", "field", "message"}
+    per problem and nothing is left written. Payers are created or updated by code. Each bill gets a
+    fresh reference and the dynamic VietQR for its amount due. `progress(done, total)` is called as
+    bills are written.
+
+    Everything happens in one transaction. On PostgreSQL the rows are written while the file is still
+    being checked (chunk by chunk, COPY on a background thread); the first bad row stops the writing,
+    the rest of the file is still checked so that every problem is reported, and the transaction is
+    rolled back.
     """
     _authorize(actor=actor, institution=institution)
     batch_name = " ".join((batch_name or "").split())
@@ -471,85 +780,60 @@ def bills_bulk_issue(
         raise ValidationFailed(_("Danh sách không có người nộp nào."), code="empty_roster")
 
     try:
-        with transaction.atomic():
-            cleaned, errors = _validate_rows(institution=institution, rows=roster, today=issue_date)
-            if errors:
-                raise ValidationFailed(
-                    _("Danh sách có %(n)d lỗi; chưa lập phiếu thu nào.") % {"n": len(errors)},
-                    code="roster_invalid", details=errors,
-                )
+        with transaction.atomic(), _gc_paused():
             writer = _Writer()
-            existing = _existing_payers(writer=writer, institution=institution, codes=[c.code for c in cleaned])
-            category_of = {
-                c.code: c.category_id if "category_id" in c.values
-                else existing.get(c.code, {}).get("category_id")
-                for c in cleaned
-            }
-            templates = _templates(institution=institution, schedule=schedule,
-                                   category_ids=set(category_of.values()))
-            references = _allocate_references(writer=writer, n=len(cleaned))
-            # Nothing has been written up to here.
-            now = timezone.now()
-            payer_ids = _upsert_payers(writer=writer, institution=institution, cleaned=cleaned,
-                                       existing=existing, now=now)
-            total_due = sum(templates[category_of[c.code]].gross - templates[category_of[c.code]].discount
-                            for c in cleaned)
+            # Everything the ORM must read or write before the pipeline owns the connection.
+            categories = {c.code.casefold(): c.pk for c in PayerCategory.objects.filter(institution=institution)}
+            schedule_error = None
+            try:
+                # The lines depend on the payer's category only through the institution's discount
+                # rules: one template for no category, one per category that has rules.
+                templates = _templates(institution=institution, schedule=schedule, category_ids={None} | set(
+                    DiscountRule.objects.filter(institution=institution).values_list("category_id", flat=True)))
+            except ValidationFailed as exc:
+                templates, schedule_error = {}, exc  # reported after the rows' own problems
             batch = BillBatch.objects.create(
                 institution=institution, name=batch_name, source_filename=(source_filename or "")[:255],
-                bill_count=len(cleaned), amount_total=total_due, created_by=actor,
+                bill_count=len(roster), amount_total=0, created_by=actor,
             )
-            _write_bills(
-                writer=writer, institution=institution, bank_account=bank_account, batch=batch, actor=actor,
-                payers=[(payer_ids[c.code], templates[category_of[c.code]]) for c in cleaned],
-                references=references, issue_date=issue_date, due_date=due_date, now=now, progress=progress,
-            )
+            now = timezone.now()
+            errors: list[dict] = []
+            first_row_of: dict[str, int] = {}
+            with _Pipeline(threaded=writer.copy) as pipe:
+                lookups_f = pipe.submit(lambda: _lookups(writer=writer, institution=institution,
+                                                         codes=[cell_text(r.code) for r in roster]))
+                issue: _Issue | None = None
+                waiting: list[list[_Clean]] = []  # validated, not yet written (look-ups still running)
+                for start in range(0, len(roster), CHUNK):
+                    cleaned = _validate_rows(rows=roster[start:start + CHUNK], today=issue_date,
+                                             categories=categories, first_row_of=first_row_of, errors=errors)
+                    if errors or schedule_error:
+                        waiting.clear()  # nothing more is written; the rest is only checked
+                        continue
+                    waiting.append(cleaned)
+                    if issue is None and (lookups_f.done() or start + CHUNK >= len(roster)):
+                        issue = _Issue(writer=writer, pipe=pipe, institution=institution, bank_account=bank_account,
+                                       batch=batch, actor=actor, templates=templates,
+                                       lookups=pipe.result(lookups_f), issue_date=issue_date, due_date=due_date,
+                                       now=now, total=len(roster), progress=progress)
+                    if issue is not None:
+                        for part in waiting:
+                            issue.write(part)
+                        waiting.clear()
+                if errors:
+                    raise ValidationFailed(
+                        _("Danh sách có %(n)d lỗi; chưa lập phiếu thu nào.") % {"n": len(errors)},
+                        code="roster_invalid", details=errors,
+                    )
+                if schedule_error:
+                    raise schedule_error
+                pipe.drain()
+            # The pipeline is done: the ORM has the connection again.
+            issue.update_payers()
+            batch.amount_total = issue.amount_total
+            batch.save(update_fields=["amount_total"])
     except IntegrityError as exc:
         # A concurrent import took a payer code or a reference between our checks and the write.
         raise Conflict(_("Dữ liệu vừa bị thay đổi bởi một thao tác khác; chưa lập phiếu thu nào, hãy thử lại."),
                        code="bulk_conflict") from exc
     return batch
-
-
-def _write_bills(
-    *,
-    writer: _Writer,
-    institution: Institution,
-    bank_account: BankAccount,
-    batch: BillBatch,
-    actor: User | None,
-    payers: list[tuple[int, _Template]],
-    references: list[str],
-    issue_date: dt.date,
-    due_date: dt.date,
-    now: dt.datetime,
-    progress: ProgressFn | None,
-) -> None:
-    total = len(payers)
-    actor_id = actor.pk if actor is not None else None
-    # What every bill of one template has in common (BILL_SHARED order), built once per template.
-    common: dict[int, tuple] = {}
-    for _payer_id, tpl in payers:
-        if id(tpl) not in common:
-            due = tpl.gross - tpl.discount
-            status = BillStatus.PAID.value if due == 0 else BillStatus.UNPAID.value
-            common[id(tpl)] = (institution.pk, bank_account.pk, batch.name, status, issue_date, due_date, tpl.gross,
-                               tpl.discount, due, 0, batch.pk, "", None, actor_id, now, now)
-    # One round trip for every id rather than one per chunk.
-    reserved = writer.reserve_ids(Bill, total) or [None] * total
-    done = 0
-    for start in range(0, total, CHUNK):
-        part = payers[start:start + CHUNK]
-        ids = reserved[start:start + CHUNK]
-
-        def bill_rows(part=part, ids=ids, start=start):
-            for i, (payer_id, tpl) in enumerate(part):
-                reference = references[start + i]
-                qr = qr_payload_for(bank_account=bank_account, amount=tpl.gross - tpl.discount, reference=reference)
-                yield (ids[i], payer_id, reference, qr), common[id(tpl)]
-
-        bill_ids = writer.insert(Bill, BILL_FIELDS, BILL_SHARED, bill_rows()) or ids
-        writer.insert(BillLine, LINE_FIELDS, LINE_SHARED, (
-            ((bill_id,), line) for bill_id, (_payer_id, tpl) in zip(bill_ids, part) for line in tpl.lines))
-        done += len(part)
-        if progress is not None:
-            progress(done, total)

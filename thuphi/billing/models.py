@@ -97,10 +97,15 @@ OPEN_STATUSES = (BillStatus.UNPAID, BillStatus.PARTIALLY_PAID)
 
 
 class Bill(models.Model):
-    institution = models.ForeignKey("registry.Institution", on_delete=models.PROTECT, related_name="bills")
-    payer = models.ForeignKey("registry.Payer", on_delete=models.PROTECT, related_name="bills")
+    # No single-column index on institution or payer: the (institution, status, due_date) and
+    # (payer, status) indexes below serve every lookup by either alone (decision 0006).
+    institution = models.ForeignKey("registry.Institution", on_delete=models.PROTECT, related_name="bills",
+                                    db_index=False)
+    payer = models.ForeignKey("registry.Payer", on_delete=models.PROTECT, related_name="bills", db_index=False)
     bank_account = models.ForeignKey("registry.BankAccount", on_delete=models.PROTECT, related_name="bills")
-    reference = models.CharField(_("mã thanh toán"), max_length=16, unique=True)
+    # Unique through Meta.constraints rather than unique=True, which on PostgreSQL adds a second,
+    # LIKE-only index (varchar_pattern_ops) that no query uses (decision 0006).
+    reference = models.CharField(_("mã thanh toán"), max_length=16)
     title = models.CharField(_("nội dung"), max_length=200, blank=True)
     status = models.CharField(_("trạng thái"), max_length=16, choices=BillStatus.choices,
                               default=BillStatus.UNPAID)
@@ -130,6 +135,8 @@ class Bill(models.Model):
             models.Index(fields=["payer", "status"]),
         ]
         constraints = [
+            # The name PostgreSQL gave the original column constraint, so existing databases keep it.
+            models.UniqueConstraint(fields=["reference"], name="billing_bill_reference_key"),
             models.CheckConstraint(
                 name="bill_amounts_consistent",
                 condition=models.Q(amount_gross__gte=0, amount_gross__lte=MAX_AMOUNT, amount_discount__gte=0,

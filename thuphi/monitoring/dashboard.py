@@ -148,7 +148,7 @@ def dashboard_build(scope: Scope) -> Dashboard:
         institution_id__in=selectors.institutions_in(scope).order_by().values("pk"), period_start__gte=scope.start, period_end__lte=scope.end)
         .order_by("institution__code", "period_start")[:500])
     return Dashboard(
-        scope=scope, kpi=kpi, targets=targets, tiles=_tiles(kpi, targets), trend=selectors.trend(scope),
+        scope=scope, kpi=kpi, targets=targets, tiles=_tiles(kpi, targets), trend=selectors.trend(scope, kpi),
         areas_title=title, areas=areas, institutions=counted[:INSTITUTION_ROWS_ON_PAGE],
         institutions_truncated=len(counted) > INSTITUTION_ROWS_ON_PAGE, kinds=kinds, fee_kinds=fee_kinds,
         methods=methods, behind=selectors.furthest_behind(kpi), reports=reports, narrative=narrative(kpi),

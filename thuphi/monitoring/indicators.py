@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy
 
 from thuphi.core.formatting import share_percent
 from thuphi.monitoring.models import MEASURED_INDICATORS, Comparison, Indicator, Plan, PlanTarget
-from thuphi.monitoring.selectors import Figures, InstitutionFacts, Kpi, Scope, kpi_compute
+from thuphi.monitoring.selectors import Bucket, Figures, Kpi, Scope, kpi_compute, nation_mode
 
 DEFINITIONS = {
     Indicator.INSTITUTIONS_DIGITAL: {
@@ -47,24 +47,29 @@ DEFINITIONS = {
 NEAR_POINTS = Decimal(10)
 
 
-def indicator_value(indicator: str, facts: list[InstitutionFacts], fee_kinds: list[str] | None = None):
-    """(value %, numerator, denominator) of one measured indicator over some institutions."""
-    counted = [f for f in facts if f.counted]
+def indicator_value(indicator: str, buckets: list[Bucket], fee_kinds: list[str] | None = None,
+                    ledger_for_fees: Figures | None = None):
+    """(value %, numerator, denominator) of one measured indicator over some counted institutions, summed
+    by kind of institution (`Kpi.buckets`). A fee-restricted share reads the ledger figures of those fee
+    kinds (`ledger_for_fees` when given: the nation tables) plus the reports, which count whole."""
     if indicator == Indicator.INSTITUTIONS_DIGITAL:
-        num, den = sum(1 for f in counted if f.digital), len(counted)
+        num, den = sum(b.digital for b in buckets), sum(b.n for b in buckets)
         return share_percent(num, den), num, den
     if indicator == Indicator.INSTITUTIONS_CASHLESS:
-        num, den = sum(1 for f in counted if f.accepts_cashless), len(counted)
+        num, den = sum(b.cashless for b in buckets), sum(b.n for b in buckets)
         return share_percent(num, den), num, den
     total = Figures()
     key = tuple(sorted(fee_kinds or []))
-    for f in counted:
+    if key and ledger_for_fees is not None:
+        total += ledger_for_fees
+    for b in buckets:
         if key:
             # Aggregate reports do not split by fee: they count whole toward a fee-restricted target.
-            total += f.fee_sets.get(key, Figures())
-            total += f.reports
+            if ledger_for_fees is None:
+                total += b.fee_sets.get(key, Figures())
+            total += b.reports
         else:
-            total += f.total
+            total += b.total
     if indicator == Indicator.SHARE_COUNT:
         return total.share_count, total.payments_cashless, total.payments
     return total.share_value, total.value_cashless, total.value
@@ -127,13 +132,18 @@ def plans_for(scope: Scope):
 def kpi_with_targets(scope: Scope, *, breakdowns: bool = False) -> tuple[Kpi, list[TargetResult]]:
     """The figures of a scope and the targets that apply, in as few queries as possible."""
     plans = list(plans_for(scope))
-    fee_sets = {tuple(sorted(t.fee_kinds)) for p in plans for t in p.targets.all() if t.fee_kinds}
+    nation = nation_mode(scope)
+    # Nationwide, fee-restricted targets read the nation tables; per-institution fee figures are needed
+    # only elsewhere (and for a plan of an old province, which the nation tables do not know).
+    fee_sets = {tuple(sorted(t.fee_kinds)) for p in plans for t in p.targets.all()
+                if t.fee_kinds and (not nation or p.legacy_province_id)}
     kpi = kpi_compute(scope, fee_sets=sorted(fee_sets), breakdowns=breakdowns)
     return kpi, targets_for(kpi, plans)
 
 
 def targets_for(kpi: Kpi, plans=None) -> list[TargetResult]:
     scope = kpi.scope
+    buckets = kpi.buckets()
     results = []
     for plan in plans if plans is not None else plans_for(scope):
         for target in plan.targets.all():
@@ -144,12 +154,18 @@ def targets_for(kpi: Kpi, plans=None) -> list[TargetResult]:
             if target.indicator not in MEASURED_INDICATORS:
                 results.append(TargetResult(plan, target, None, None, None, "not_measured"))
                 continue
-            facts = [f for f in kpi.facts
-                     if (not plan.legacy_province_id or f.legacy_province_id == plan.legacy_province_id)
-                     and (not target.sector or f.sector == target.sector)
-                     and (not target.institution_kinds or f.kind in target.institution_kinds)
-                     and (not target.ownership or f.ownership == target.ownership)]
-            actual, num, den = indicator_value(target.indicator, facts, target.fee_kinds)
+            kinds = set(target.institution_kinds or ())
+            chosen = [b for (sector, kind, ownership, legacy), b in buckets.items()
+                      if (not plan.legacy_province_id or legacy == plan.legacy_province_id)
+                      and (not target.sector or sector == target.sector)
+                      and (not kinds or kind in kinds)
+                      and (not target.ownership or ownership == target.ownership)]
+            ledger_for_fees = None
+            if target.fee_kinds and kpi.nation and not plan.legacy_province_id:
+                ledger_for_fees = kpi.nation_figures(
+                    sectors={target.sector} if target.sector else None, kinds=kinds or None,
+                    ownership=target.ownership or None, fee_kinds=set(target.fee_kinds))
+            actual, num, den = indicator_value(target.indicator, chosen, target.fee_kinds, ledger_for_fees)
             if actual is None:
                 status = "no_data"
             elif _compare(actual, target):

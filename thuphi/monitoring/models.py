@@ -2,7 +2,8 @@
 
 Two sources feed the indicators (docs/monitoring.md):
 - institutions collecting through thuphi: `DailyStat` / `MonthlyStat`, one row per institution, day (month),
-  fee kind and payment method, moved in the same transaction as the credit that causes them and
+  fee kind and payment method, with rollups by institution (month, half month, year) and nationwide (by kind of
+  institution, day and month), all moved in the same transaction as the credit that causes them and
   recomputable from the ledger (`thuphi monitoring rebuild`);
 - institutions that do not: `AggregateReport`, submitted then approved or returned by the province.
 """
@@ -78,6 +79,101 @@ class InstitutionMonthStat(models.Model):
         verbose_name = _("thống kê tháng theo đơn vị")
         verbose_name_plural = _("thống kê tháng theo đơn vị")
         indexes = [models.Index(fields=["month"], name="inst_month_stat_month")]
+
+
+class InstitutionHalfMonthStat(models.Model):
+    """One row per institution and half month (half 1: days 1–15, half 2: day 16 to the end) with the cashless
+    split. Periods that run from the 16th to the 15th (Bắc Giang's reports, seed 004) are whole halves, so a
+    national answer for them reads 3,000 rows a half instead of every day row."""
+
+    pk = models.CompositePrimaryKey("institution", "month", "half")
+    institution = models.ForeignKey("registry.Institution", on_delete=models.DO_NOTHING, related_name="+",
+                                    db_constraint=False, db_index=False)
+    month = models.DateField()
+    half = models.SmallIntegerField()
+    payments = models.BigIntegerField(default=0)
+    payments_cashless = models.BigIntegerField(default=0)
+    value = models.BigIntegerField(default=0)
+    value_cashless = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("thống kê nửa tháng theo đơn vị")
+        verbose_name_plural = _("thống kê nửa tháng theo đơn vị")
+        indexes = [models.Index(fields=["month", "half"], name="inst_half_stat_month")]
+
+
+class InstitutionYearStat(models.Model):
+    """One row per institution and calendar year (`year` is 1 January) with the cashless split: a national
+    answer for a year, or for most of one, reads 3,000 rows instead of 36,000."""
+
+    pk = models.CompositePrimaryKey("institution", "year")
+    institution = models.ForeignKey("registry.Institution", on_delete=models.DO_NOTHING, related_name="+",
+                                    db_constraint=False, db_index=False)
+    year = models.DateField()
+    payments = models.BigIntegerField(default=0)
+    payments_cashless = models.BigIntegerField(default=0)
+    value = models.BigIntegerField(default=0)
+    value_cashless = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("thống kê năm theo đơn vị")
+        verbose_name_plural = _("thống kê năm theo đơn vị")
+        indexes = [models.Index(fields=["year"], name="inst_year_stat_year")]
+
+
+class NationDayStat(models.Model):
+    """Nationwide figures without the institution: one row per day, sector, kind and ownership of institution,
+    fee kind and method (a few hundred rows a day). What national breakdowns, trends and fee-restricted targets
+    read. An institution's payments are filed under the sector, kind and ownership recorded for it in
+    `NationStatFiling`; readers correct for institutions changed since (see selectors.nation_sums)."""
+
+    pk = models.CompositePrimaryKey("day", "sector", "kind", "ownership", "fee_kind", "method")
+    day = models.DateField()
+    sector = models.CharField(max_length=16)
+    kind = models.CharField(max_length=32)
+    ownership = models.CharField(max_length=16)
+    fee_kind = models.CharField(max_length=32)
+    method = models.CharField(max_length=16)
+    payments = models.BigIntegerField(default=0)
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("thống kê ngày toàn quốc")
+        verbose_name_plural = _("thống kê ngày toàn quốc")
+
+
+class NationMonthStat(models.Model):
+    """`NationDayStat` by calendar month."""
+
+    pk = models.CompositePrimaryKey("month", "sector", "kind", "ownership", "fee_kind", "method")
+    month = models.DateField()
+    sector = models.CharField(max_length=16)
+    kind = models.CharField(max_length=32)
+    ownership = models.CharField(max_length=16)
+    fee_kind = models.CharField(max_length=32)
+    method = models.CharField(max_length=16)
+    payments = models.BigIntegerField(default=0)
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("thống kê tháng toàn quốc")
+        verbose_name_plural = _("thống kê tháng toàn quốc")
+
+
+class NationStatFiling(models.Model):
+    """The sector, kind and ownership under which an institution's payments are filed in the nation tables:
+    its own at its first payment (or at the last rebuild). If staff later change the institution, its figures
+    stay filed under these until the next rebuild, and national answers move them to the new ones."""
+
+    institution = models.OneToOneField("registry.Institution", on_delete=models.DO_NOTHING, primary_key=True,
+                                       related_name="+", db_constraint=False)
+    sector = models.CharField(max_length=16)
+    kind = models.CharField(max_length=32)
+    ownership = models.CharField(max_length=16)
+
+    class Meta:
+        verbose_name = _("phân nhóm thống kê toàn quốc")
+        verbose_name_plural = _("phân nhóm thống kê toàn quốc")
 
 
 class Indicator(models.TextChoices):

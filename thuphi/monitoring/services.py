@@ -31,8 +31,11 @@ from thuphi.monitoring.models import (
 from thuphi.monitoring.stats import (  # noqa: F401  (the payments app imports them from here)
     RebuildReport,
     credit_contribution,
+    stats_apply_contributions,
     stats_on_credit_booked,
     stats_on_credit_reversed,
+    stats_on_credits_booked,
+    stats_on_credits_reversed,
     stats_rebuild,
 )
 from thuphi.registry.models import Institution, InstitutionKind, Ownership, PlatformKind, Sector

@@ -148,17 +148,22 @@ def event_receive(*, provider: str, bank_account: BankAccount, credit: "Normaliz
             pk = row[0]
             transaction.on_commit(lambda: _apply_quietly(pk))
         return "stored"
-    existing = InboundEvent.objects.filter(provider=provider, event_id=event_id).only("id", "event_id",
-                                                                                     "fingerprint").first()
+    # A redelivery (providers deliver at least once): the first copy decides.
+    meta = InboundEvent._meta
+    with db.cursor() as cur:
+        cur.execute(f'SELECT "{meta.pk.column}", "{meta.get_field("fingerprint").column}" FROM "{meta.db_table}" '
+                    f'WHERE "{meta.get_field("provider").column}" = %s AND "{meta.get_field("event_id").column}" = %s',
+                    [provider, event_id])
+        existing = cur.fetchone()
     if existing is None:  # pragma: no cover - the row that stopped the insert cannot vanish (PROTECT)
         raise IntegrityError(f"{provider} event {event_id} neither inserted nor found")
-    if existing.fingerprint == fp:
+    if existing[1] == fp:
         return "duplicate"
-    EventConflict.objects.create(event=existing, raw_body=body, fingerprint=fp)
-    log.warning("conflicting redelivery of %s event %s", provider, existing.event_id)
+    EventConflict.objects.create(event_id=existing[0], raw_body=body, fingerprint=fp)
+    log.warning("conflicting redelivery of %s event %s", provider, event_id)
     raise EventConflictError(
         _("Mã giao dịch %(id)s đã nhận với nội dung khác; không ghi đè, đã chuyển cán bộ xem xét.")
-        % {"id": existing.event_id})
+        % {"id": event_id})
 
 
 def _apply_quietly(event_id: int) -> None:
@@ -217,13 +222,14 @@ def events_apply_batch(*, size: int = 200) -> int:
       statement, another provider, or an earlier event of the batch) is ignored, as in `event_apply`;
     - the others are booked by `statements.booking.credit_book_many`, which writes exactly what
       `credit_book` writes, one credit per event, then linked to their events;
-    - the statistics move in the same transaction (last, in a fixed key order, so that two
-      workers queue on the statistics rows instead of deadlocking); receipts and messages follow
-      the commit, in credit order, as after `credit_book`.
+    - the statistics move in the same transaction with monitoring's batch hook, called once (it
+      takes its rows in one fixed order, so two workers queue instead of deadlocking); receipts
+      and messages follow the commit (`notify.after_commit`, as after `credit_book`).
     Everything commits together or not at all: a crash or an error leaves every event pending.
     Any error is raised to the caller (`tasks.apply_pending`), which then applies the same events
     one by one with `event_apply`.
     """
+    from thuphi.monitoring import services as monitoring  # lazy: monitoring reads payments' models
     from thuphi.payments.statements.booking import CreditInput, credit_book_many
 
     now = timezone.now()
@@ -249,8 +255,7 @@ def events_apply_batch(*, size: int = 200) -> int:
                 booked_refs.add(key)
             per_account.setdefault(row[1], []).append(row)
         credits: list[Credit] = []
-        first_bill: dict[int, int] = {}  # credit id -> the bill of its first allocation
-        links: list[tuple[int, int]] = []
+        # Every bill of the batch is locked (by credit_book_many) before any statistics row.
         for account_id, events in per_account.items():
             account = accounts[account_id]
             booked = credit_book_many(
@@ -260,23 +265,22 @@ def events_apply_batch(*, size: int = 200) -> int:
                                    virtual_account=virtual_account)
                        for _id, _a, amount, description, payer_name, bank_reference, virtual_account, occurred_at
                        in events])
-            for (event_id, _a, amount, *_rest, occurred_at), b in zip(events, booked):
-                links.append((b.credit_id, event_id))
-                credits.append(Credit(pk=b.credit_id, institution_id=account.institution_id, bank_account_id=account_id,
-                                      method=Method.TRANSFER, source=CreditSource.WEBHOOK, amount=amount,
-                                      occurred_at=occurred_at, status=b.status, event_id=event_id))
-                if b.bill_ids:
-                    first_bill[b.credit_id] = b.bill_ids[0]
-        _link_credits_to_events(links)
-        applied = [event_id for _cid, event_id in links]
-        for ids, status, error in ((applied, EventStatus.APPLIED, ""),
+            credits += [Credit(pk=b.credit_id, institution_id=account.institution_id, bank_account_id=account_id,
+                               method=Method.TRANSFER, source=CreditSource.WEBHOOK, amount=amount,
+                               occurred_at=occurred_at, status=b.status, event_id=event_id)
+                        for (event_id, _a, amount, *_rest, occurred_at), b in zip(events, booked, strict=True)]
+        _link_credits_to_events([(c.pk, c.event_id) for c in credits])
+        for ids, status, error in (([c.event_id for c in credits], EventStatus.APPLIED, ""),
                                    (ignored, EventStatus.IGNORED, "already booked from another source")):
             if ids:
                 InboundEvent.objects.filter(pk__in=ids).update(status=status, error=error,
                                                                attempts=F("attempts") + 1, applied_at=now)
-        for credit in sorted(credits, key=_stats_order(credits, first_bill)):
-            stats_hook("stats_on_credit_booked", credit)
-        matched = [c.pk for c in credits if c.status == CreditStatus.MATCHED]
+        if credits:
+            monitoring.stats_on_credits_booked(credits=credits)
+        # Receipts are numbered per institution: issue them institution by institution (the order
+        # every batch takes the receipt counters in), in credit order within each.
+        matched = [c.pk for c in sorted(credits, key=lambda c: (c.institution_id, c.pk))
+                   if c.status == CreditStatus.MATCHED]
         if matched:
             transaction.on_commit(lambda: _notify_each(matched))
     return len(rows)
@@ -299,33 +303,25 @@ def _link_credits_to_events(links: list[tuple[int, int]]) -> None:
                             [[e, c] for c, e in links])
 
 
-def _stats_order(credits: list[Credit], first_bill: dict[int, int]):
-    """Sort key for the statistics hooks: institution, local day, method, then the fee kind of the
-    first bill paid (the largest line, as monitoring counts it). Every batch then takes the
-    statistics rows in the same order, so two workers wait for each other instead of deadlocking.
-    It only orders: a credit's figures are whatever `stats_on_credit_booked` computes."""
-    from zoneinfo import ZoneInfo
-
-    vn = ZoneInfo(settings.TIME_ZONE)
-    kinds: dict[int, str] = {}
-    if first_bill:
-        for bill_id, kind in (BillLine.objects.filter(bill_id__in=set(first_bill.values()))
-                              .annotate(net=F("amount") - F("discount"))
-                              .order_by("bill_id", "-net", "position", "pk").values_list("bill_id", "kind")):
-            kinds.setdefault(bill_id, kind)
-
-    def key(c: Credit):
-        return (c.institution_id, c.occurred_at.astimezone(vn).date(), c.method,
-                kinds.get(first_bill.get(c.pk), ""), c.pk)
-
-    return key
-
-
 def _notify_each(credit_ids: list[int]) -> None:
+    """`notify.after_commit` for each credit of a committed batch, in the order given.
+
+    In one transaction, so a batch's receipts and messages cost one commit (one WAL flush) instead
+    of two per credit; each credit in its own savepoint, so a failure is undone alone and logged,
+    as `after_commit` does. The transaction keeps each institution's receipt counter locked until
+    it commits, so the credits come sorted by institution: two workers then take the counters in
+    the same order and queue rather than deadlock (every other issuer holds one counter at a time).
+    If the worker dies before this commits, `receipts_issue_missing` issues the receipts on the next
+    sweep (the messages are lost, as after any crash between a booking and its after-commit work)."""
     from thuphi.payments import notify
 
-    for credit_id in credit_ids:
-        notify.after_commit(credit_id)
+    with transaction.atomic():
+        for credit_id in credit_ids:
+            try:
+                with transaction.atomic():
+                    notify.after_commit(credit_id)
+            except Exception:  # noqa: BLE001 - the money is booked; never let one receipt stop the others
+                log.exception("post-payment work for credit %s failed", credit_id)
 
 
 def _finish(event: InboundEvent, status: str, error: str) -> str:

@@ -402,3 +402,87 @@ def test_text_with_backslashes_tabs_and_newlines_is_stored_verbatim(institution,
           [LineInput(name=name, amount=120_000)])
     assert BillLine.objects.get().name == name
     assert Payer.objects.get().guardian_name == "Ngô\\Huy"
+
+
+def test_payer_text_with_tabs_and_backslashes_is_stored_verbatim(institution, cashier, schedule):
+    # on PostgreSQL payer rows are rendered for COPY with one escape check per row; a cell that
+    # needs escaping must take the careful path
+    rows = [{"code": "HS1", "name": "Ngô Bảo Châu", "class_name": "6A\t(chiều)", "grade": "6\\7"},
+            {"code": "HS2", "name": "Lê Văn An", "class_name": "6B", "guardian_name": "Lê\nVăn Bố"}]
+    issue(institution, cashier, rows, schedule)
+    got = {p.code: (p.class_name, p.grade, p.guardian_name) for p in Payer.objects.all()}
+    assert got == {"HS1": ("6A\t(chiều)", "6\\7", ""), "HS2": ("6B", "", "Lê\nVăn Bố")}
+
+
+def test_bulk_payloads_are_exactly_those_of_a_single_bill(institution, cashier, schedule):
+    from thuphi.billing.services import qr_payload_for
+
+    free = PayerCategory.objects.create(institution=institution, code="MIEN", name="Miễn")
+    DiscountRule.objects.create(institution=institution, category=free, discount_type="percent", value=100)
+    issue(institution, cashier, [{"code": "HS1", "name": "An"}, {"code": "HS2", "name": "Bình", "category": "MIEN"}],
+          schedule)
+    for bill in Bill.objects.select_related("bank_account"):
+        assert bill.qr_payload == qr_payload_for(bank_account=bill.bank_account, amount=bill.amount_due,
+                                                 reference=bill.reference)
+
+
+def test_fresh_references_are_valid_and_drawn_like_generate():
+    refs = bulk._fresh_references(20_000)
+    assert len(refs) == 20_000
+    assert all(refcode.is_valid(r) and "TP" not in r[2:] for r in refs)
+    # the check symbol is the one reference.check_char computes, whatever the body
+    assert all(refcode.check_char(r[2:-1]) == r[-1] for r in refs[:2000])
+    # 40 random bits each: no repeats at this size, and every symbol in every body position
+    assert len(set(refs)) == len(refs)
+    for position in range(2, 10):
+        assert {r[position] for r in refs} == set(refcode.ALPHABET)
+
+
+def test_reference_stays_unique_without_its_like_index(institution, cashier, schedule):
+    # migration 0003 dropped the redundant single-column indexes, not the uniqueness of references
+    from django.db import IntegrityError, connection, transaction
+
+    bill = bill_create(actor=cashier, institution=institution,
+                       payer=Payer.objects.create(institution=institution, kind="student", code="A", name="An"),
+                       items=schedule, due_date=DUE)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Bill.objects.create(institution=institution, payer=bill.payer, bank_account=bill.bank_account,
+                            reference=bill.reference, issue_date=bill.issue_date, due_date=DUE, amount_gross=1,
+                            amount_due=1, qr_payload="x")
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, Bill._meta.db_table)
+    single = sorted(tuple(c["columns"]) for c in indexes.values()
+                    if c["index"] and not c["unique"] and len(c["columns"]) == 1)
+    assert ("institution_id",) not in single and ("payer_id",) not in single
+    assert not [name for name in indexes if name.endswith("_like")]
+    # and the composite indexes that serve lookups by institution or payer are there
+    composite = {tuple(c["columns"][:1]) for c in indexes.values() if c["index"] and len(c["columns"]) > 1}
+    assert {("institution_id",), ("payer_id",)} <= composite
+
+
+def test_a_bad_row_after_chunks_were_written_still_leaves_nothing(institution, cashier, schedule, monkeypatch):
+    # given chunks of 2 rows, and validation slow enough that the first chunks are written (on
+    # PostgreSQL, by the pipeline thread) before the bad row at the end is reached
+    import time
+
+    validate = bulk._validate_rows
+
+    def slow_validate(**kwargs):
+        time.sleep(0.05)
+        return validate(**kwargs)
+
+    monkeypatch.setattr(bulk, "CHUNK", 2)
+    monkeypatch.setattr(bulk, "_validate_rows", slow_validate)
+    written = []
+    monkeypatch.setattr(bulk._Issue, "write", lambda self, cleaned, _w=bulk._Issue.write: (
+        written.append(len(cleaned)), _w(self, cleaned))[1])
+    data = roster_rows(8)
+    data[7][5] = "12345"
+    rows = parse_roster(file_bytes=as_csv(HEADER_VI, data), filename="x.csv")
+    # when issued
+    with pytest.raises(ValidationFailed) as exc:
+        issue(institution, cashier, rows, schedule)
+    # then the rows before it were written, the bad row is reported, and nothing remains
+    assert sum(written) >= 2
+    assert [(d["row"], d["field"]) for d in exc.value.details] == [(9, "phone")]
+    assert_nothing_written()

@@ -385,6 +385,9 @@ def _check_round_trip(bank_bin, account, amount, purpose, service):
     assert qr.purpose == (None if purpose is None else clean_purpose(purpose))
     assert qr.point_of_initiation == ("static" if amount is None else "dynamic")
     assert payload.isascii()
+    # The per-account builder of bulk issuance gives the very same string.
+    assert vietqr.payload_builder(bank_bin=bank_bin, account_number=account, amount=amount,
+                                  service=service)(purpose) == payload
     # Building is deterministic, so rebuilding from the parsed value gives the same string.
     assert build_payload(
         bank_bin=qr.bank_bin, account_number=qr.account_number, amount=qr.amount,
@@ -434,6 +437,39 @@ def test_round_trip_fixed_cases():
         ("970422", "VQRQAAUQA6336", 1, "TP7K3M9Q2XH", "QRIBFTTA"),
     ]:
         _check_round_trip(*case)
+
+
+def test_payload_builder_matches_build_payload_for_many_references():
+    from thuphi.billing import reference as refcode
+
+    rng = random.Random(7)
+    for amount in (None, 1, 450_000, 1_334_520, 10**13 - 1):
+        build = vietqr.payload_builder(bank_bin="970436", account_number="0991000123456", amount=amount)
+        for _ in range(200):
+            ref = refcode.generate(rng)
+            assert build(ref) == build_payload(bank_bin="970436", account_number="0991000123456", amount=amount,
+                                               purpose=ref)
+
+
+def test_payload_builder_refuses_what_build_payload_refuses():
+    # account, bank and amount when the builder is made
+    for kwargs, code in [({"bank_bin": "97043"}, "bad_bin"), ({"account_number": "12 34"}, "bad_account"),
+                         ({"amount": 0}, "bad_amount"), ({"amount": True}, "bad_amount"),
+                         ({"service": "QRPUSH"}, "bad_service")]:
+        with pytest.raises(VietQRError) as exc:
+            vietqr.payload_builder(**{"bank_bin": "970436", "account_number": "123", **kwargs})
+        assert exc.value.code == code
+    # the purpose when it is called
+    build = vietqr.payload_builder(bank_bin="970436", account_number="123", amount=1000)
+    for purpose, code in [("", "purpose_empty"), ("🙂", "purpose_empty"), ("x" * 26, "purpose_too_long"),
+                          (123, "purpose_empty")]:
+        with pytest.raises(VietQRError) as exc:
+            build(purpose)
+        assert exc.value.code == code
+    # and a purpose that needs cleaning is cleaned the same way
+    assert build("Học phí tháng 9") == build_payload(bank_bin="970436", account_number="123", amount=1000,
+                                                     purpose="Học phí tháng 9")
+    assert build(None) == build_payload(bank_bin="970436", account_number="123", amount=1000)
 
 
 # --- rendering ---------------------------------------------------------------------

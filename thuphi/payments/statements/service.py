@@ -18,6 +18,7 @@ import hashlib
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
@@ -29,7 +30,14 @@ from thuphi.core.formatting import format_number, format_vnd
 from thuphi.core.models import User
 from thuphi.payments.models import Credit, CreditSource, Method
 from thuphi.payments.models_statements import StatementImport, StatementLineRecord
-from thuphi.payments.statements.booking import CreditInput, RowWriter, credit_book_many, filter_in
+from thuphi.payments.statements.booking import (
+    CreditInput,
+    RowWriter,
+    credit_book_many,
+    extract_with_reason,
+    filter_in,
+    stats_add_booked,
+)
 from thuphi.payments.statements.parsers import (
     IN,
     ColumnMapping,
@@ -115,7 +123,15 @@ def fingerprint(*, account: str, line: StatementLine, occurrence: int) -> str:
 
 
 def reference_fingerprint(*, account: str, reference: str) -> str:
-    return hashlib.sha256("\x1f".join(["ref", _digits(account), reference]).encode()).hexdigest()
+    """The record key of a line with a bank reference: the reference itself, readable and in the
+    bank's (mostly increasing) order, so the unique index grows at its end; a hash when too long.
+
+    Never looked up: such a line's identity is the credit's (bank account, bank reference), and the
+    unique constraint on the records only repeats it. Records written before this form (a SHA-256 of
+    "ref", the account and the reference) stay valid for the same reason."""
+    if len(reference) <= 60:
+        return "ref:" + reference
+    return "ref#" + hashlib.sha256("\x1f".join(["ref", _digits(account), reference]).encode()).hexdigest()[:60]
 
 
 def statement_import(*, actor: User | None, bank_account: BankAccount, file_bytes: bytes, filename: str = "",
@@ -190,26 +206,43 @@ def _run(report: ImportReport, parsed: ParseResult, *, bank_account: BankAccount
             todo.append((line, base if k == 0 else fingerprint(account=account, line=line, occurrence=k)))
 
     created_by_id = actor.pk if actor is not None else None
-    for start in range(0, len(todo), CHUNK):
-        chunk = todo[start:start + CHUNK]
-        for attempt in range(_RETRIES):
-            try:
-                counts = _book_chunk(chunk, bank_account=bank_account, record=record, created_by_id=created_by_id)
-                break
-            except IntegrityError:
-                # Another import or a webhook booked one of these lines since we looked: look again.
-                if attempt == _RETRIES - 1:
-                    raise
-                log.info("statement chunk at %s raced another booking; retrying", start)
-        report.new_credits += counts["new"]
-        report.duplicates += counts["duplicates"]
-        report.matched += counts["matched"]
-        report.unmatched += counts["unmatched"]
-        report.amount_new += counts["amount"]
+    chunks = [todo[start:start + CHUNK] for start in range(0, len(todo), CHUNK)]
+    # The pure work of the next chunk (its credits and the references in their descriptions) is done
+    # in a helper thread while this one waits for the database on the current chunk. The helper
+    # never touches the database; the chunks are still booked one after the other, in file order.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="statement-prepare") as helper:
+        upcoming = helper.submit(_prepare, chunks[0]) if chunks else None
+        for k, chunk in enumerate(chunks):
+            items = upcoming.result()
+            if k + 1 < len(chunks):
+                upcoming = helper.submit(_prepare, chunks[k + 1])
+            for attempt in range(_RETRIES):
+                try:
+                    counts = _book_chunk(chunk, items, bank_account=bank_account, record=record,
+                                         created_by_id=created_by_id)
+                    break
+                except IntegrityError:
+                    # Another import or a webhook booked one of these lines since we looked: look again.
+                    if attempt == _RETRIES - 1:
+                        raise
+                    log.info("statement chunk %s raced another booking; retrying", k)
+            report.new_credits += counts["new"]
+            report.duplicates += counts["duplicates"]
+            report.matched += counts["matched"]
+            report.unmatched += counts["unmatched"]
+            report.amount_new += counts["amount"]
 
 
-def _book_chunk(chunk: list[tuple[StatementLine, str]], *, bank_account: BankAccount, record: StatementImport,
-                created_by_id: int | None) -> dict[str, int]:
+def _prepare(chunk: list[tuple[StatementLine, str]]) -> list[CreditInput]:
+    """The credit each line would become, with the payment references found in its description."""
+    return [CreditInput(amount=ln.amount, occurred_at=ln.booked_at, description=ln.description,
+                        payer_name=ln.counterparty_name[:255], bank_reference=ln.bank_reference[:128],
+                        virtual_account=ln.virtual_account, references=extract_with_reason(ln.description))
+            for ln, _fp in chunk]
+
+
+def _book_chunk(chunk: list[tuple[StatementLine, str]], items: list[CreditInput], *, bank_account: BankAccount,
+                record: StatementImport, created_by_id: int | None) -> dict[str, int]:
     with transaction.atomic():
         refs = [ln.bank_reference for ln, _fp in chunk if ln.bank_reference]
         booked_refs: set[str] = set()
@@ -221,26 +254,27 @@ def _book_chunk(chunk: list[tuple[StatementLine, str]], *, bank_account: BankAcc
         if fps:
             booked_fps = set(filter_in(StatementLineRecord.objects.filter(bank_account=bank_account), "fingerprint",
                                        fps).values_list("fingerprint", flat=True))
-        new = [(ln, fp) for ln, fp in chunk
+        new = [(ln, fp, it) for (ln, fp), it in zip(chunk, items, strict=True)
                if not (ln.bank_reference in booked_refs if ln.bank_reference else fp in booked_fps)]
         counts = {"new": len(new), "duplicates": len(chunk) - len(new), "matched": 0, "unmatched": 0,
-                  "amount": sum(ln.amount for ln, _fp in new)}
+                  "amount": sum(ln.amount for ln, _fp, _it in new)}
         if not new:
             return counts
         now = timezone.now()
-        booked = credit_book_many(
-            bank_account=bank_account, source=CreditSource.STATEMENT, method=Method.TRANSFER,
-            created_by_id=created_by_id, now=now,
-            items=[CreditInput(amount=ln.amount, occurred_at=ln.booked_at, description=ln.description,
-                               payer_name=ln.counterparty_name[:255], bank_reference=ln.bank_reference[:128],
-                               virtual_account=ln.virtual_account) for ln, _fp in new],
-        )
+        items = [it for _ln, _fp, it in new]
+        booked = credit_book_many(bank_account=bank_account, source=CreditSource.STATEMENT, method=Method.TRANSFER,
+                                  created_by_id=created_by_id, now=now, items=items)
+        # The statistics move with the money, in this transaction (credit_book's stats hook, summed).
+        stats_add_booked(bank_account=bank_account, method=Method.TRANSFER, items=items, booked=booked)
         records = RowWriter(StatementLineRecord, ("statement_import_id", "bank_account_id", "line_no",
                                                   "fingerprint", "credit_id"), now=now)
-        for (ln, fp), b in zip(new, booked):
-            records.add((record.pk, bank_account.pk, ln.line_no, fp, b.credit_id))
-            counts["matched" if b.status == "matched" else "unmatched"] += 1
+        import_id, account_id = record.pk, bank_account.pk
+        matched = 0
+        for (ln, fp, _it), b in zip(new, booked):
+            records.add((import_id, account_id, ln.line_no, fp, b.credit_id))
+            matched += b.status == "matched"
         records.flush()
+        counts["matched"], counts["unmatched"] = matched, len(new) - matched
         return counts
 
 
