@@ -14,7 +14,7 @@ What it does, in order:
 3. times the full rebuild (``stats_rebuild()``), which is how every statistics table is produced here,
    then proves the rows are what the incremental path would have produced: for a sample of institutions,
    every counted credit goes through ``credit_contribution`` (the function the payment hooks use) and the
-   sums must equal the daily rows; and that every rollup (month, half month, institution-month,
+   sums must equal the daily rows; and that every rollup (month, half month, institution-month and -year,
    nationwide day and month) adds up to the daily table;
 4. times the incremental hook itself (``stats_on_credit_booked``) on existing credits, rolled back;
 5. measures ``GET /api/v1/kpi`` and the dashboard page through Django's test client (DEBUG off):
@@ -232,8 +232,8 @@ def counts() -> dict:
     with connection.cursor() as cur:
         for table in ("registry_institution", "billing_bill", "billing_billline", "payments_credit",
                       "payments_allocation", "monitoring_dailystat", "monitoring_monthlystat",
-                      "monitoring_institutionhalfmonthstat", "monitoring_nationdaystat",
-                      "monitoring_nationmonthstat"):
+                      "monitoring_institutionhalfmonthstat", "monitoring_institutionyearstat",
+                      "monitoring_nationdaystat", "monitoring_nationmonthstat"):
             cur.execute(f"SELECT COUNT(*) FROM {table}")
             out[table] = cur.fetchone()[0]
     return out
@@ -245,7 +245,8 @@ def wipe() -> None:
     with connection.cursor() as cur:
         # CASCADE also empties the users (and the plans they created): plans are reloaded by main().
         cur.execute("TRUNCATE monitoring_dailystat, monitoring_monthlystat, monitoring_institutionmonthstat, "
-                    "monitoring_institutionhalfmonthstat, monitoring_nationdaystat, monitoring_nationmonthstat, "
+                    "monitoring_institutionhalfmonthstat, monitoring_institutionyearstat, monitoring_nationdaystat, "
+                    "monitoring_nationmonthstat, "
                     "monitoring_nationstatfiling, monitoring_aggregatereport, "
                     "payments_allocation, payments_credit, billing_billline, billing_bill, registry_payer, "
                     "registry_bankaccount, registry_institution CASCADE")
@@ -301,6 +302,10 @@ def verify_rollups() -> dict:
         "institution_month": (f"SELECT institution_id, {month}, {split} FROM monitoring_dailystat GROUP BY 1, 2",
                               "SELECT institution_id, month, payments, NULLIF(payments_cashless, 0), value, "
                               "NULLIF(value_cashless, 0) FROM monitoring_institutionmonthstat"),
+        "institution_year": ("SELECT institution_id, (day - (EXTRACT(DOY FROM day)::int - 1)), "
+                             f"{split} FROM monitoring_dailystat GROUP BY 1, 2",
+                             "SELECT institution_id, year, payments, NULLIF(payments_cashless, 0), value, "
+                             "NULLIF(value_cashless, 0) FROM monitoring_institutionyearstat"),
         "nation_day": ("SELECT d.day, i.sector, i.kind, i.ownership, d.fee_kind, d.method, SUM(d.payments), "
                        "SUM(d.value) FROM monitoring_dailystat d JOIN registry_institution i "
                        "ON i.id = d.institution_id GROUP BY 1, 2, 3, 4, 5, 6",

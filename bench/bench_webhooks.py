@@ -62,8 +62,8 @@ TARGET_RATE, TARGET_P99_MS = 1_000, 100
 class Client:
     """One keep-alive connection that POSTs pre-built bodies; reconnects when the server closes."""
 
-    def __init__(self, port: int):
-        self.port = port
+    def __init__(self, port: int, path: str = PATH):
+        self.port, self.path = port, path
         self.sock: socket.socket | None = None
         self.buf = b""
 
@@ -82,7 +82,7 @@ class Client:
             try:
                 if self.sock is None:
                     self._connect()
-                head = (f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
+                head = (f"POST {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
                         f"Content-Length: {len(body)}\r\nThuphi-Signature: {sign(body)}\r\n\r\n").encode()
                 self.sock.sendall(head + body)
                 return self._response()
@@ -120,8 +120,9 @@ class Client:
         return status, body
 
 
-def client_proc(bodies: list[bytes], rate: float | None, start_at: float, port: int, q) -> None:
-    c = Client(port)
+def client_proc(bodies: list[bytes], rate: float | None, start_at: float, port: int, q, path: str = PATH,
+                expect: int = 200) -> None:
+    c = Client(port, path)
     lat, late, bad, statuses = [], [], [], {}
     while time.time() < start_at:
         time.sleep(0.001)
@@ -145,19 +146,20 @@ def client_proc(bodies: list[bytes], rate: float | None, start_at: float, port: 
         if scheduled is not None:
             late.append((t1 - min(scheduled, t0)) * 1000)
         statuses[status] = statuses.get(status, 0) + 1
-        if status != 200 or b'"success": true' not in answer:
+        if status != expect or (expect == 200 and b'"success": true' not in answer):
             bad.append(f"{status} {answer[:200]!r}")
     c.close()
     q.put({"lat": lat, "late": late, "bad": bad, "statuses": statuses, "first": t_start,
            "last": time.perf_counter(), "cpu": time.process_time() - cpu0})
 
 
-def blast(bodies: list[bytes], *, clients: int, rate: float | None, port: int, server=None) -> dict:
+def blast(bodies: list[bytes], *, clients: int, rate: float | None, port: int, server=None, path: str = PATH,
+          expect: int = 200) -> dict:
     q = mp.Queue()
     cpu = (group_cpu_seconds(server.pid), backend_cpu_seconds(DB)) if server is not None else None
     start_at = time.time() + 0.5
     procs = [mp.Process(target=client_proc, args=(bodies[i::clients], rate / clients if rate else None, start_at,
-                                                  port, q)) for i in range(clients)]
+                                                  port, q, path, expect)) for i in range(clients)]
     for p in procs:
         p.start()
     results = [q.get() for _ in procs]
@@ -247,6 +249,13 @@ def main() -> int:
         try:
             blast(bodies_for(world, 300, f"warm-{spec}-"), clients=args.clients, rate=None, port=PORT)
             sent += 300
+            # The floor: the same server answering a request that reaches no database (an unknown
+            # provider: 404 from the same view, through the same middleware).
+            wait_for_quiet(args.quiet_load, args.quiet_wait)
+            floor = blast(bodies_for(world, 3_000, "floor-"), clients=args.clients, rate=None, port=PORT,
+                          server=server, path="/api/v1/webhooks/none", expect=404)
+            print(f"  {spec} floor (404, no database): {floor['per_second']:,.0f}/s, server CPU "
+                  f"{floor['server_cpu_ms_per_req']} ms per request", flush=True)
             runs = []
             for run in range(args.runs):
                 wait_for_quiet(args.quiet_load, args.quiet_wait)
@@ -277,7 +286,7 @@ def main() -> int:
         finally:
             stop(server)
         ack = median([r["per_second"] for r in runs])
-        results[spec] = {"throughput_runs": runs, "ack_median_per_s": ack, "latency": lat}
+        results[spec] = {"throughput_runs": runs, "ack_median_per_s": ack, "latency": lat, "floor_404": floor}
     from thuphi.payments.models import InboundEvent
 
     stored = InboundEvent.objects.count()

@@ -311,10 +311,9 @@ def sums(source: dict, start: dt.date, end: dt.date, group: list[str], *, where:
         keys["g_sign"] = Value(sign, output_field=IntegerField())
         parts.append(qs.annotate(**keys).values(*keys).annotate(**_annotations(model)).order_by())
     out: dict[tuple, list[int]] = {}
-    if not parts:
-        return out
-    # One round trip for every grain and sign (UNION ALL of the grouped parts).
-    for r in _fetch(parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]):
+    # One query per grain and sign: as a UNION ALL, PostgreSQL would plan them in parallel, and starting
+    # the workers costs more than these small aggregates.
+    for r in (row for part in parts for row in _fetch(part)):
         key = r[:width]
         if dates:
             key = tuple(_as_date(v) if i in dates else v for i, v in enumerate(key))

@@ -5,8 +5,8 @@ thousands of credits arrive together. It writes exactly what calling `services.c
 per credit (in the same order, in one transaction) would write: the same `Credit` rows, the same
 matching decisions and reasons, the same balanced ledger transactions and entries (in the same
 order), the same `Allocation`s, and the same final `amount_paid` and status on each bill.
-`tests/test_statements.py` proves it by booking the same credits both ways into two copies of one
-state and comparing every row, and the statistics.
+`tests/test_statements.py` and `tests/test_statement_bulk.py` prove it by booking the same credits
+both ways into two copies of one state and comparing every row, and the statistics.
 
 What differs is how (docs/decisions/0005-bulk-statement-booking.md):
 * the bills the credits can touch are locked and read in one statement, in id order (the lock
@@ -15,9 +15,9 @@ What differs is how (docs/decisions/0005-bulk-statement-booking.md):
 * the rows are written with PostgreSQL's COPY in text format (SQLite: executemany), each row
   rendered by a formatter compiled for its table, with ids taken from the tables' sequences;
 * look-ups send their thousands of ids and references as one array literal;
-* `stats_add_booked` moves the monitoring statistics with monitoring's batch hook, one statement
-  per table instead of three per credit. Receipts are left to the worker's sweep
-  (`receipts_issue_missing`).
+* `stats_add_booked` moves the monitoring statistics, summed per day and fee kind, through
+  monitoring's `stats_apply_contributions`: one statement per table instead of several per
+  credit. Receipts are left to the worker's sweep (`receipts_issue_missing`).
 Must run inside the caller's transaction, like `credit_book`.
 """
 from __future__ import annotations
@@ -614,23 +614,24 @@ def stats_add_booked(*, bank_account: BankAccount, method: str, items: Sequence[
     """Move the monitoring statistics for credits `credit_book_many` just booked, in the same
     transaction: what `stats_on_credit_booked` (which `credit_book` calls) adds for each, i.e. its
     local day, the fee kind of the first bill it paid (or "unmatched"), its method, one payment and
-    its amount — summed per (day, fee kind) and written by monitoring in one statement per table.
+    its amount — summed per (day, fee kind) and written by monitoring in one statement per table
+    (`stats_apply_contributions`).
 
     The contributions are computed here from what the booking already holds in memory: monitoring's
-    public batch hook, `stats_on_credits_booked(credits=...)`, reads them back from the database,
-    which cost about 80 ms per thousand credits, 14 % of an import (docs/benchmarks.md). The test
-    suite compares the result with the per-credit hook and with a rebuild from the ledger.
+    batch hook that takes credits, `stats_on_credits_booked`, reads their allocations and bill lines
+    back, which cost about 80 ms per thousand credits, 14 % of an import (docs/benchmarks.md). The
+    test suite compares the result with the per-credit hook and with a rebuild from the ledger.
     """
-    from thuphi.monitoring import stats as monitoring_stats
     from thuphi.monitoring.models import UNMATCHED
+    from thuphi.monitoring.services import stats_apply_contributions
+    from thuphi.monitoring.stats import VN_TZ, Contribution
 
-    tz = monitoring_stats.VN_TZ
     totals: dict[tuple[dt.date, str], list[int]] = {}
     last_at = last_day = None
     for it, b in zip(items, booked, strict=True):
         at = it.occurred_at
         if at != last_at:
-            last_at, last_day = at, at.astimezone(tz).date()
+            last_at, last_day = at, at.astimezone(VN_TZ).date()
         key = (last_day, b.fee_kind or UNMATCHED)
         t = totals.get(key)
         if t is None:
@@ -639,10 +640,9 @@ def stats_add_booked(*, bank_account: BankAccount, method: str, items: Sequence[
             t[0] += 1
             t[1] += it.amount
     inst, method = bank_account.institution_id, str(method)
-    monitoring_stats._apply_many([  # noqa: SLF001 - see the docstring; asked to be made public
-        monitoring_stats.Contribution(institution_id=inst, day=day, fee_kind=kind, method=method, payments=n,
-                                      value=value)
-        for (day, kind), (n, value) in sorted(totals.items())], +1)
+    stats_apply_contributions(contributions=[
+        Contribution(institution_id=inst, day=day, fee_kind=kind, method=method, payments=n, value=value)
+        for (day, kind), (n, value) in sorted(totals.items())], sign=+1)
 
 
 def _match(it: CreditInput, found, vas, bills: dict[int, _Bill], by_ref: dict[str, _Bill],
