@@ -147,42 +147,35 @@ def issue(inst: Institution, rows: list[RosterRow]) -> None:
 def timed_phases(inst: Institution, rows: list[RosterRow]) -> dict[str, float]:
     """Wall time of each step of one issuance, as the main thread sees it.
 
-    The rows are validated chunk by chunk and each chunk is queued for COPY as soon as it is valid;
-    the look-ups (payers on file, references, ids) run on the pipeline's thread meanwhile. "Waiting
-    for the database" is the main thread waiting for queued COPYs (at most a few chunks ahead, then
-    the last ones). What is left over is mostly COMMIT: the deferred foreign-key checks.
+    The roster is validated chunk by chunk; each valid chunk is rendered as COPY text and queued on
+    the pipeline's thread. The look-ups of chunk k+1 (payers on file, references, ids) are queued
+    before the COPYs of chunk k, so waiting for them also waits for the COPYs of chunk k-1: that is
+    "wait for the database". What is left over is mostly COMMIT: the deferred foreign-key checks.
     """
     from thuphi.billing import bulk
 
     spent: dict[str, float] = {}
-    depth = {"write": 0}
     originals = {"validate": (bulk, "_validate_rows"), "look-ups": (bulk, "_lookups"),
-                 "write": (bulk._Issue, "write"), "wait": (bulk._Pipeline, "keep_at_most"),
-                 "result": (bulk._Pipeline, "result"), "update": (bulk._Issue, "update_payers")}
+                 "write": (bulk._Issue, "write"), "result": (bulk._Pipeline, "result"),
+                 "drain": (bulk._Pipeline, "drain"), "update": (bulk._Issue, "update_payers")}
+    labels = {"validate": "validate rows", "look-ups": "(look-ups, on the pipeline thread)",
+              "write": "render COPY text + queue it", "result": "wait for the database",
+              "drain": "wait for the last COPYs", "update": "update changed payers"}
     saved = {key: getattr(owner, name) for key, (owner, name) in originals.items()}
 
-    def timed(key, label):
-        fn = saved[key]
+    def timed(key):
+        fn, label = saved[key], labels[key]
 
         def run(*args, **kwargs):
             start = time.perf_counter()
-            depth[key] = depth.get(key, 0) + 1
             try:
                 return fn(*args, **kwargs)
             finally:
-                depth[key] -= 1
-                elapsed = time.perf_counter() - start
-                spent[label] = spent.get(label, 0.0) + elapsed
-                if key in ("wait", "result") and depth["write"]:
-                    label_w = "build rows + queue COPY"  # counted as waiting, not building
-                    spent[label_w] = spent.get(label_w, 0.0) - elapsed
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - start
         return run
 
-    labels = {"validate": "validate rows", "look-ups": "(look-ups, on the pipeline thread)",
-              "write": "build rows + queue COPY", "wait": "wait for the database",
-              "result": "wait for the look-ups", "update": "update changed payers"}
     for key, (owner, name) in originals.items():
-        setattr(owner, name, timed(key, labels[key]))
+        setattr(owner, name, timed(key))
     try:
         start = time.perf_counter()
         issue(inst, rows)

@@ -341,6 +341,7 @@ class _Writer:
 
         self.postgres = connection.vendor == "postgresql"
         self.copy = self.postgres and is_psycopg3
+        self._sequences: dict[type, str] = {}
         if self.copy:
             connection.ensure_connection()
             self.raw = connection.connection
@@ -404,8 +405,10 @@ class _Writer:
         from psycopg import sql
 
         with self._cursor() as cur:
-            cur.execute("SELECT pg_get_serial_sequence(%s, %s)", [model._meta.db_table, model._meta.pk.column])
-            sequence = cur.fetchone()[0]
+            sequence = self._sequences.get(model)
+            if sequence is None:
+                cur.execute("SELECT pg_get_serial_sequence(%s, %s)", [model._meta.db_table, model._meta.pk.column])
+                sequence = self._sequences[model] = cur.fetchone()[0]
             # The name as a literal: PostgreSQL resolves it once. As an expression
             # (pg_get_serial_sequence(...) inside nextval) it is resolved for every id, 4× the cost.
             cur.execute(sql.SQL("SELECT nextval({}::regclass) FROM generate_series(1, %s)").format(
@@ -457,9 +460,6 @@ class _Pipeline:
     while work is queued, so the caller waits (`result`, `drain`) before any ORM call. Errors come
     back in submission order, as Django's exceptions.
     """
-
-    #: Chunks queued ahead of the database: bounds memory, keeps both sides busy.
-    AHEAD = 2
 
     def __init__(self, *, threaded: bool) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thuphi-bulk") if threaded else None
@@ -540,30 +540,32 @@ def _templates(*, institution: Institution, schedule: list[LineInput], category_
     return out
 
 
-def _allocate_references(*, writer: _Writer, n: int) -> list[str]:
-    """`n` fresh references, distinct among themselves and from every issued bill.
+class _References:
+    """Fresh references for one batch, handed out chunk by chunk.
 
-    The unique index on the reference is the guarantee; this check makes a clash with an issued
-    bill (likely once a province holds millions of bills) cost a redraw, not a failed batch.
+    Distinct among themselves (40 random bits: two alike in a batch of 100,000 about once in 200
+    batches) and from every issued bill. The unique index on the reference is the guarantee; the
+    check against issued bills makes a clash (likely once a province holds millions of bills) cost a
+    redraw instead of a failed batch.
     """
-    refs: set[str] = set()
-    to_check: list[str] = []
-    while True:
-        while len(refs) < n:
-            for ref in _fresh_references(n - len(refs)):
-                if ref not in refs:
-                    refs.add(ref)
-                    to_check.append(ref)
-        taken = writer.taken_references(to_check)
-        if not taken:
-            return list(refs)
-        refs -= taken
-        to_check = []
+
+    def __init__(self, writer: _Writer) -> None:
+        self.writer = writer
+        self.drawn: set[str] = set()  # every reference drawn for this batch, kept or not
+
+    def take(self, n: int) -> list[str]:
+        out: list[str] = []
+        while len(out) < n:
+            fresh = [ref for ref in dict.fromkeys(_fresh_references(n - len(out))) if ref not in self.drawn]
+            self.drawn.update(fresh)
+            taken = self.writer.taken_references(fresh)
+            out.extend(ref for ref in fresh if ref not in taken)
+        return out
 
 
 @dataclass
 class _Lookups:
-    """What the database must tell before the first row is written."""
+    """What the database must tell before one chunk of rows is written."""
 
     existing: dict[str, tuple]  # payers on file, by code (`_PAYER_READ` columns)
     new_payer_ids: list[int] | None  # reserved for the payers to create (COPY path)
@@ -571,15 +573,17 @@ class _Lookups:
     bill_ids: list[int] | None  # reserved (COPY path)
 
 
-def _lookups(*, writer: _Writer, institution: Institution, codes: list[str]) -> _Lookups:
-    """Payers on file, fresh references and reserved ids: one task, run while the rows are checked."""
+def _lookups(*, writer: _Writer, institution: Institution, codes: list[str], references: _References) -> _Lookups:
+    """For one chunk: its payers on file, its references, and ids reserved for its new rows.
+
+    Runs on the pipeline's thread, queued ahead of the previous chunk's COPYs (see bills_bulk_issue).
+    """
     distinct = list(dict.fromkeys(codes))
     existing = writer.existing_payers(institution=institution, codes=distinct)
     # If the file is good, its codes are distinct and these are exactly the payers to create; if it
     # is not, nothing is written and the reserved ids are simply never used.
     new_payer_ids = writer.reserve_ids(Payer, sum(1 for code in distinct if code not in existing))
-    references = _allocate_references(writer=writer, n=len(codes))
-    return _Lookups(existing=existing, new_payer_ids=new_payer_ids, references=references,
+    return _Lookups(existing=existing, new_payer_ids=new_payer_ids, references=references.take(len(codes)),
                     bill_ids=writer.reserve_ids(Bill, len(codes)))
 
 
@@ -593,16 +597,11 @@ class _Issue:
     """
 
     def __init__(self, *, writer: _Writer, pipe: _Pipeline, institution: Institution, bank_account: BankAccount,
-                 batch: BillBatch, actor: User | None, templates: dict[int | None, _Template], lookups: _Lookups,
+                 batch: BillBatch, actor: User | None, templates: dict[int | None, _Template],
                  issue_date: dt.date, due_date: dt.date, now: dt.datetime, total: int,
                  progress: ProgressFn | None) -> None:
         self.writer, self.pipe, self.progress = writer, pipe, progress
-        self.existing = lookups.existing
-        self.references = lookups.references
-        self.bill_ids = lookups.bill_ids
-        self.new_payer_ids = iter(lookups.new_payer_ids or ())
         self.templates = templates
-        self.position = 0  # bills written so far (index into references and bill_ids)
         self.done = 0  # bills the database has stored (for progress)
         self.total = total
         self.amount_total = 0
@@ -644,15 +643,17 @@ class _Issue:
                 self.progress(self.done, self.total)
         return report
 
-    def write(self, cleaned: list[_Clean]) -> None:
+    def write(self, cleaned: list[_Clean], lookups: _Lookups) -> None:
         """Queue (or write) the payers, bills and lines of one validated chunk."""
         payer_rows: list[tuple] = []
         bills: list[tuple[int | None, str, int | None]] = []  # (payer id, reference, template key)
+        existing, references = lookups.existing, lookups.references
+        new_payer_ids = iter(lookups.new_payer_ids or ())
         for c in cleaned:
-            current = self.existing.get(c.code)
+            current = existing.get(c.code)
             values = c.values
             if current is None:
-                pk = next(self.new_payer_ids, None)
+                pk = next(new_payer_ids, None)
                 payer_rows.append((pk, c.code, values["name"], values.get("phone", ""), values.get("category_id"),
                                    values.get("class_name", ""), values.get("grade", ""),
                                    values.get("guardian_name", ""), values.get("guardian_phone", ""),
@@ -664,8 +665,7 @@ class _Issue:
                 if diff:
                     self.changed.append((current, diff))
                 category_id = c.category_id if "category_id" in values else current[_AT["category_id"]]
-            bills.append((pk, self.references[self.position + len(bills)], self._template_key(category_id)))
-        start, self.position = self.position, self.position + len(bills)
+            bills.append((pk, references[len(bills)], self._template_key(category_id)))
         for _pk, _ref, key in bills:
             tpl = self.templates[key]
             self.amount_total += tpl.gross - tpl.discount
@@ -694,12 +694,11 @@ class _Issue:
         # printable ASCII without tabs or backslashes, so nothing needs escaping.
         qr, bill_tail, line_parts = self.qr, self.bill_tail, self.line_parts
         bill_text, line_text = [], []
-        for bill_id, (pk, ref, key) in zip(self.bill_ids[start:self.position], bills):
+        for bill_id, (pk, ref, key) in zip(lookups.bill_ids, bills):
             bill_text.append(f"{bill_id}\t{pk}\t{ref}\t{qr[key](ref)}{bill_tail[key]}")
             line_text.append(str(bill_id).join(line_parts[key]))
         pipe.submit(writer.copy_in, self.bill_statement, "".join(bill_text))
         pipe.submit(writer.copy_in, self.line_statement, "".join(line_text), on_done=self._stored(len(bills)))
-        pipe.keep_at_most(3 * _Pipeline.AHEAD)
 
     def update_payers(self) -> None:
         """What the file changed in payers already on file (ORM; the pipeline must be idle)."""
@@ -799,27 +798,31 @@ def bills_bulk_issue(
             now = timezone.now()
             errors: list[dict] = []
             first_row_of: dict[str, int] = {}
+            codes = [cell_text(r.code) for r in roster]
+            references = _References(writer)
             with _Pipeline(threaded=writer.copy) as pipe:
-                lookups_f = pipe.submit(lambda: _lookups(writer=writer, institution=institution,
-                                                         codes=[cell_text(r.code) for r in roster]))
-                issue: _Issue | None = None
-                waiting: list[list[_Clean]] = []  # validated, not yet written (look-ups still running)
+                issue = _Issue(writer=writer, pipe=pipe, institution=institution, bank_account=bank_account,
+                               batch=batch, actor=actor, templates=templates, issue_date=issue_date,
+                               due_date=due_date, now=now, total=len(roster), progress=progress)
+
+                def look_up(start: int) -> Future:
+                    return pipe.submit(_lookups, writer=writer, institution=institution,
+                                       codes=codes[start:start + CHUNK], references=references)
+
+                # Queue order on the pipeline: look-ups(k+1) go in before COPY(k), so that while
+                # Python checks and renders chunk k+1, PostgreSQL stores chunk k; waiting for
+                # look-ups(k+1) also waits for COPY(k-1), which bounds how far Python runs ahead.
+                lookups = look_up(0) if not schedule_error else None
                 for start in range(0, len(roster), CHUNK):
+                    following = None
+                    if not (errors or schedule_error) and start + CHUNK < len(roster):
+                        following = look_up(start + CHUNK)
                     cleaned = _validate_rows(rows=roster[start:start + CHUNK], today=issue_date,
                                              categories=categories, first_row_of=first_row_of, errors=errors)
-                    if errors or schedule_error:
-                        waiting.clear()  # nothing more is written; the rest is only checked
-                        continue
-                    waiting.append(cleaned)
-                    if issue is None and (lookups_f.done() or start + CHUNK >= len(roster)):
-                        issue = _Issue(writer=writer, pipe=pipe, institution=institution, bank_account=bank_account,
-                                       batch=batch, actor=actor, templates=templates,
-                                       lookups=pipe.result(lookups_f), issue_date=issue_date, due_date=due_date,
-                                       now=now, total=len(roster), progress=progress)
-                    if issue is not None:
-                        for part in waiting:
-                            issue.write(part)
-                        waiting.clear()
+                    if not (errors or schedule_error):
+                        # The first bad row stops the writing; the rest is still checked.
+                        issue.write(cleaned, pipe.result(lookups))
+                    lookups = following
                 if errors:
                     raise ValidationFailed(
                         _("Danh sách có %(n)d lỗi; chưa lập phiếu thu nào.") % {"n": len(errors)},
