@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
@@ -65,6 +67,41 @@ def outbox_enqueue(*, channel: str, recipient: str, subject: str, body: str, ded
         return True
     except IntegrityError:
         return False
+
+
+@dataclass(frozen=True)
+class OutboxDraft:
+    """One message for ``outbox_enqueue_many``; the fields of ``outbox_enqueue``."""
+
+    channel: str
+    recipient: str
+    subject: str
+    body: str
+    dedupe_key: str
+
+
+def outbox_enqueue_many(*, drafts: Iterable[OutboxDraft]) -> int:
+    """``outbox_enqueue`` for many messages in two statements: each dedupe key is stored once, by
+    this call or an earlier one; messages without a recipient are dropped. Returns how many were
+    new when looked up: a concurrent enqueuer of the same key may make that one more than what
+    this call inserted, never a second message (the unique key and ON CONFLICT DO NOTHING see to
+    that)."""
+    now = timezone.now()
+    fresh: dict[str, OutboxMessage] = {}
+    for d in drafts:
+        key = d.dedupe_key[:191]
+        if d.recipient and key not in fresh:
+            fresh[key] = OutboxMessage(channel=d.channel, recipient=d.recipient[:255], subject=d.subject[:255],
+                                       body=d.body, dedupe_key=key, next_attempt_at=now)
+    if not fresh:
+        return 0
+    keys = list(fresh)
+    for start in range(0, len(keys), 500):  # bounded IN lists (SQLite caps bound parameters)
+        for key in OutboxMessage.objects.filter(dedupe_key__in=keys[start:start + 500]).values_list(
+                "dedupe_key", flat=True):
+            del fresh[key]
+    OutboxMessage.objects.bulk_create(fresh.values(), batch_size=500, ignore_conflicts=True)
+    return len(fresh)
 
 
 def _claim(*, limit: int) -> list[int]:

@@ -11,7 +11,7 @@ import re
 
 import pytest
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, TestCase
 
 from thuphi.billing import reference as refcode
 from thuphi.billing.models import Bill, BillStatus, FeeKind
@@ -48,7 +48,10 @@ def demo(django_db_setup, django_db_blocker):
             admin_units_sync()
         assert not Institution.objects.filter(code__in=DEMO_CODES).exists()
         out = io.StringIO()
-        call_command("demo_data", seed=SEED, today=TODAY, stdout=out)
+        # The receipts and messages follow the load's commit; run them here, inside the module's
+        # transaction, so that they are checked and rolled back with the rest.
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            call_command("demo_data", seed=SEED, today=TODAY, stdout=out)
         counts = demo_counts(today=TODAY)
         yield {"output": out.getvalue(), "counts": counts}
         transaction.set_rollback(True)
@@ -235,3 +238,25 @@ def test_demo_payments_keep_the_books_and_show_a_cashless_share(demo, db):
     for alloc in Allocation.objects.select_related("credit", "bill")[:400]:
         assert alloc.bill.issue_date <= alloc.credit.occurred_at.date()
     assert ledger.ledger_check().ok
+
+
+def test_every_booked_payment_has_its_receipt_and_the_statistics_add_up(demo, db):
+    from thuphi.monitoring.stats import stats_check
+    from thuphi.payments.models import Credit, CreditStatus
+    from thuphi.receipts.models import Receipt
+
+    credits = Credit.objects.filter(institution__code__in=DEMO_CODES)
+    matched = set(credits.filter(status=CreditStatus.MATCHED).values_list("pk", flat=True))
+    receipts = Receipt.objects.filter(institution__code__in=DEMO_CODES)
+    assert set(receipts.values_list("credit_id", flat=True)) == matched
+    # numbered from 1 without a gap in each institution, in the order the credits were booked
+    by_inst: dict[int, list[tuple[int, int]]] = {}
+    for inst, credit_id, number in receipts.values_list("institution_id", "credit_id", "number"):
+        by_inst.setdefault(inst, []).append((credit_id, number))
+    for rows in by_inst.values():
+        rows.sort()
+        assert [number for _c, number in rows] == list(range(1, len(rows) + 1))
+    # counter payments are booked at the counter, transfers arrive as bank notifications
+    assert not credits.filter(method__in=("cash", "card")).exclude(source="counter", bank_account=None).exists()
+    assert not credits.filter(method__in=("transfer", "ewallet")).exclude(source="webhook").exists()
+    assert stats_check() == []
