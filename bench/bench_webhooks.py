@@ -1,9 +1,10 @@
 """Webhook acknowledgement: signed generic notifications stored and answered per second, and the latency
-at a steady 200 per second, on PostgreSQL behind gunicorn.
+at a steady 200 per second, on PostgreSQL behind granian (the production set-up, decision 0008) and
+gunicorn for comparison.
 
     .venv/bin/python bench/bench_webhooks.py                      # 20,000 per run, 3 runs, then 200/s for 30 s
     .venv/bin/python bench/bench_webhooks.py --events 5000 --runs 1 --rate-seconds 10
-    .venv/bin/python bench/bench_webhooks.py --server sync:4 --server gthread:2x4   # compare server set-ups
+    .venv/bin/python bench/bench_webhooks.py --server granian:2x4 --server gthread:2x4   # compare server set-ups
 
 Steps: a fresh database (``thuphi_bench_wh`` on ``BENCH_PG``); one hospital with a generic-webhook
 connection and 2,000 unpaid bills; gunicorn with DEBUG off and ``PAYMENTS_APPLY_INLINE=0`` (the
@@ -205,11 +206,14 @@ def bodies_for(world: list[dict], n: int, prefix: str) -> list[bytes]:
 
 
 def parse_server(spec: str) -> dict:
-    """"sync:4" (4 sync workers) or "gthread:2x4" (2 processes x 4 threads)."""
+    """"sync:4" (4 sync workers), "gthread:2x4" (2 processes x 4 threads) or "granian:2x4" (2 processes x 4
+    blocking threads)."""
     kind, _, size = spec.partition(":")
     if kind == "sync":
         return {"worker_class": "sync", "workers": int(size or 4), "threads": 1}
     procs, _, threads = (size or "2x4").partition("x")
+    if kind == "granian":
+        return {"worker_class": "granian", "workers": int(procs), "threads": int(threads or 1)}
     return {"worker_class": "gthread", "workers": int(procs), "threads": int(threads or 1)}
 
 
@@ -217,9 +221,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=20_000, help="requests per throughput run")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--clients", type=int, default=4, help="client processes (one connection each)")
-    ap.add_argument("--server", action="append", help='gunicorn set-up: "sync:N" or "gthread:PxT" '
-                                                      "(repeatable; default gthread:2x4)")
+    ap.add_argument("--clients", type=int, default=12, help="client processes (one connection each); a closed loop "
+                    "with few clients measures their round trips (fsync at each commit), not the server")
+    ap.add_argument("--server", action="append", help='server set-up: "granian:PxT", "gthread:PxT" (gunicorn) or '
+                                                      '"sync:N" (repeatable; default granian:2x8 and gthread:2x8)')
     ap.add_argument("--rate", type=float, default=200.0, help="requests per second of the latency run")
     ap.add_argument("--rate-seconds", type=float, default=30.0)
     ap.add_argument("--bills", type=int, default=2_000)
@@ -232,7 +237,7 @@ def main() -> int:
     exit_cleanly_on_sigterm()
     if args.quick:
         args.events, args.runs, args.rate_seconds = min(args.events, 3_000), 1, min(args.rate_seconds, 10)
-    servers = args.server or ["gthread:2x4"]
+    servers = args.server or ["granian:2x8", "gthread:2x8"]
     print(f"bench_webhooks: {args.events} requests x {args.runs} runs, {args.clients} clients, servers {servers}, "
           f"latency at {args.rate:.0f}/s for {args.rate_seconds:.0f} s, on {PG}/{DB}", flush=True)
     url = fresh_database(DB)

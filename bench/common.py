@@ -271,11 +271,17 @@ def start_server(url: str, *, port: int, workers: int = 4, threads: int = 1, wor
     Database connections are kept for the whole run (DB_CONN_MAX_AGE), so the CPU of their
     PostgreSQL backends can be read at the end (`backend_cpu_seconds`)."""
     env = {**os.environ, **BENCH_ENV, "DATABASE_URL": url, "DB_CONN_MAX_AGE": "3600", **(extra_env or {})}
-    args = [str(VENV_BIN / "gunicorn"), "thuphi.config.wsgi:application", "-b", f"127.0.0.1:{port}",
-            "-w", str(workers), "-k", worker_class, "--log-level", "warning", "--keep-alive", "30",
-            "--backlog", "2048"]
-    if worker_class == "gthread":
-        args += ["--threads", str(threads)]
+    if worker_class == "granian":
+        # Rust HTTP front, WSGI app on `threads` blocking threads per worker process (decision 0008).
+        args = [str(VENV_BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(workers), "--blocking-threads", str(threads), "--backlog", "2048",
+                "--log-level", "warning", "--no-access-log", "thuphi.config.wsgi:application"]
+    else:
+        args = [str(VENV_BIN / "gunicorn"), "thuphi.config.wsgi:application", "-b", f"127.0.0.1:{port}",
+                "-w", str(workers), "-k", worker_class, "--log-level", "warning", "--keep-alive", "30",
+                "--backlog", "2048"]
+        if worker_class == "gthread":
+            args += ["--threads", str(threads)]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, start_new_session=True)
     wait_http(port, timeout=timeout, proc=proc)
     return proc

@@ -88,7 +88,7 @@ class Rig:
 
     def start(self) -> None:
         self.workers = start_workers(self.url, self.n_workers)
-        self.server = start_server(self.url, port=PORT, worker_class="gthread", workers=2, threads=4)
+        self.server = start_server(self.url, port=PORT, worker_class="granian", workers=2, threads=8)
 
     def kill(self) -> None:
         """SIGKILL to the whole server process group and to every worker, at once."""

@@ -224,6 +224,8 @@ if PRODUCTION:
 # Apply verified bank notifications right after they commit (embedded default, tests). With a
 # separate `thuphi worker`, set PAYMENTS_APPLY_INLINE=0 to keep the acknowledgement path short.
 PAYMENTS_APPLY_INLINE = env_bool("PAYMENTS_APPLY_INLINE", True)
+# Seconds a process reuses the credentials it found for a receiving account (0: look up every time).
+WEBHOOK_CREDENTIALS_TTL = float(os.environ.get("WEBHOOK_CREDENTIALS_TTL", "10"))
 
 # Outbound notifications. E-mail uses Django's backend (console unless EMAIL_HOST is set);
 # SMS and Zalo take a class path each, e.g. OUTBOX_SMS_CLASS=myorg.sms.ViettelSMS.

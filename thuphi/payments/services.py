@@ -4,6 +4,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -81,12 +82,34 @@ def _connection_sql() -> tuple[str, str]:
     return by_account, by_virtual
 
 
+#: Credentials found per process: (provider, key) -> (monotonic expiry, connection). Only hits are
+#: kept, so the cache is bounded by the connections that exist, whatever keys callers make up.
+_CONN_CACHE: dict[tuple[str, str], tuple[float, BankConnection]] = {}
+
+
+def connection_cache_clear() -> None:
+    _CONN_CACHE.clear()
+
+
 def connection_for(*, provider: str, account_keys: list[str]) -> BankConnection | None:
     """The credentials for the receiving account named in an (as yet unverified) payload.
 
     Each key is tried in order as a real account number (active accounts), then as an active
     virtual account. The connection comes with its bank account (id, institution, number).
+
+    Freshness contract: a hit is reused for WEBHOOK_CREDENTIALS_TTL seconds (0: never) by this
+    process. The look-up was a fifth of an acknowledgement's CPU; the price is that a secret changed
+    by another process (the admin, another server) takes effect here within the TTL. Changes made
+    through `connection_set` clear this process's cache when they commit. The returned object is
+    shared between requests: read it, never modify it.
     """
+    ttl = settings.WEBHOOK_CREDENTIALS_TTL
+    now = time.monotonic()
+    if ttl > 0:
+        for key in account_keys:
+            hit = _CONN_CACHE.get((provider, key))
+            if hit is not None and hit[0] > now:
+                return hit[1]
     by_account, by_virtual = _connection_sql()
     db = transaction.get_connection()
     n_conn = len(_CONN_FIELDS)
@@ -100,6 +123,8 @@ def connection_for(*, provider: str, account_keys: list[str]) -> BankConnection 
                 if row is not None:
                     conn = BankConnection.from_db(db.alias, _CONN_FIELDS, row[:n_conn])
                     conn.bank_account = BankAccount.from_db(db.alias, _ACCOUNT_FIELDS, row[n_conn:])
+                    if ttl > 0:
+                        _CONN_CACHE[(provider, key)] = (now + ttl, conn)
                     return conn
     return None
 
@@ -224,13 +249,14 @@ def events_apply_batch(*, size: int = 200) -> int:
       `credit_book` writes, one credit per event, then linked to their events;
     - the statistics move in the same transaction with monitoring's batch hook, called once (it
       takes its rows in one fixed order, so two workers queue instead of deadlocking); receipts
-      and messages follow the commit (`notify.after_commit`, as after `credit_book`).
+      and messages follow the commit, for the whole batch at once (`notify.after_commit_many`).
     Everything commits together or not at all: a crash or an error leaves every event pending.
     Any error is raised to the caller (`tasks.apply_pending`), which then applies the same events
     one by one with `event_apply`.
     """
     from thuphi.monitoring import services as monitoring  # lazy: monitoring reads payments' models
     from thuphi.payments.statements.booking import CreditInput, credit_book_many
+    from thuphi.payments import notify
 
     now = timezone.now()
     with transaction.atomic():
@@ -277,12 +303,10 @@ def events_apply_batch(*, size: int = 200) -> int:
                                                                attempts=F("attempts") + 1, applied_at=now)
         if credits:
             monitoring.stats_on_credits_booked(credits=credits)
-        # Receipts are numbered per institution: issue them institution by institution (the order
-        # every batch takes the receipt counters in), in credit order within each.
-        matched = [c.pk for c in sorted(credits, key=lambda c: (c.institution_id, c.pk))
-                   if c.status == CreditStatus.MATCHED]
+        matched = sorted(c.pk for c in credits if c.status == CreditStatus.MATCHED)
         if matched:
-            transaction.on_commit(lambda: _notify_each(matched))
+            # Once per batch, set-based: receipts in bulk, numbered in credit order per institution.
+            transaction.on_commit(lambda: notify.after_commit_many(matched))
     return len(rows)
 
 
@@ -301,27 +325,6 @@ def _link_credits_to_events(links: list[tuple[int, int]]) -> None:
         else:
             cur.executemany(f'UPDATE "{table}" SET "{event_col}" = %s WHERE "{pk_col}" = %s',
                             [[e, c] for c, e in links])
-
-
-def _notify_each(credit_ids: list[int]) -> None:
-    """`notify.after_commit` for each credit of a committed batch, in the order given.
-
-    In one transaction, so a batch's receipts and messages cost one commit (one WAL flush) instead
-    of two per credit; each credit in its own savepoint, so a failure is undone alone and logged,
-    as `after_commit` does. The transaction keeps each institution's receipt counter locked until
-    it commits, so the credits come sorted by institution: two workers then take the counters in
-    the same order and queue rather than deadlock (every other issuer holds one counter at a time).
-    If the worker dies before this commits, `receipts_issue_missing` issues the receipts on the next
-    sweep (the messages are lost, as after any crash between a booking and its after-commit work)."""
-    from thuphi.payments import notify
-
-    with transaction.atomic():
-        for credit_id in credit_ids:
-            try:
-                with transaction.atomic():
-                    notify.after_commit(credit_id)
-            except Exception:  # noqa: BLE001 - the money is booked; never let one receipt stop the others
-                log.exception("post-payment work for credit %s failed", credit_id)
 
 
 def _finish(event: InboundEvent, status: str, error: str) -> str:
@@ -467,6 +470,7 @@ def connection_set(*, bank_account: BankAccount, provider: str, secret: str) -> 
     if len(secret) < 16:
         raise ValidationFailed(_("Khóa bí mật quá ngắn (tối thiểu 16 ký tự)."), code="secret_too_short")
     with transaction.atomic():
+        transaction.on_commit(connection_cache_clear)
         conn = BankConnection.objects.select_for_update().filter(bank_account=bank_account, provider=provider).first()
         if conn is None:
             return BankConnection.objects.create(bank_account=bank_account, provider=provider, secret=secret)
@@ -478,6 +482,7 @@ def connection_set(*, bank_account: BankAccount, provider: str, secret: str) -> 
 
 def connection_rotation_finish(*, connection: BankConnection) -> None:
     BankConnection.objects.filter(pk=connection.pk).update(previous_secret="")
+    transaction.on_commit(connection_cache_clear)
 
 
 def credit_match_manual(*, actor: User, credit: Credit, splits: list[tuple[Bill, int]], note: str = "") -> Credit:
