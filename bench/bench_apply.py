@@ -227,8 +227,7 @@ def phases(world: list[dict], n: int) -> dict:
     insert_events(world, n, tag="P")
     patches = [timed(booking, "credit_book_many", "credit_book_many (credits, ledger, allocations, bills)"),
                timed(monitoring, "stats_on_credits_booked", "monitoring statistics (one batch call)"),
-               timed(notify, "_receipt", "receipt (after commit)"),
-               timed(notify, "payment_confirmations_enqueue", "SMS confirmation queued (after commit)")]
+               timed(notify, "after_commit_many", "receipts and SMS confirmations (after commit, one batch call)")]
     cpu0, t0 = time.process_time(), time.perf_counter()
     try:
         with connection.execute_wrapper(count):
