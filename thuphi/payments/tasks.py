@@ -14,7 +14,7 @@ import time
 
 from django.db import connection, transaction
 
-from thuphi.payments.models import EventStatus, InboundEvent
+from thuphi.payments.models import Credit, CreditStatus, EventStatus, InboundEvent
 from thuphi.payments.services import event_apply, events_apply_batch
 
 log = logging.getLogger(__name__)
@@ -49,19 +49,45 @@ def apply_pending(*, size: int = BATCH_SIZE) -> int:
     return done
 
 
+#: Credits finished per sweep pass; a pass that makes progress on a full page runs again at once.
+SWEEP_SIZE = 5_000
+
+
+def sweep_unfinished(*, limit: int = SWEEP_SIZE) -> tuple[int, int]:
+    """Give matched credits left without a receipt their receipt and payment confirmations.
+
+    Who needs it: statement lines (booked in bulk; their receipts and messages are left to this
+    sweep so an import of a million lines does not wait for them) and any credit whose after-commit
+    step a crash cut short. `notify.after_commit_many` is idempotent (one receipt per credit,
+    confirmations keyed per credit and bill), so a credit met twice gains nothing twice.
+    Returns (credits looked at, receipts now issued among them)."""
+    from thuphi.payments.notify import after_commit_many
+    from thuphi.receipts.models import Receipt
+
+    ids = list(Credit.objects.filter(status=CreditStatus.MATCHED, receipt__isnull=True).order_by("id")
+               .values_list("pk", flat=True)[:limit])
+    if not ids:
+        return 0, 0
+    after_commit_many(ids)
+    return len(ids), Receipt.objects.filter(credit_id__in=ids).count()
+
+
 def run_worker(*, once: bool = False, idle_sleep: float = 0.5) -> None:
-    """Apply events, issue missing receipts, send the outbox; `once`: until nothing is pending, then return."""
+    """Apply events, finish credits left without a receipt, send the outbox; `once`: until nothing is
+    pending, then return."""
     from thuphi.core.outbox import outbox_dispatch
-    from thuphi.receipts.services import receipts_issue_missing
 
     sweep_at = 0.0
     while True:
         n = apply_pending()
-        # Receipts are issued after each booking commits; the sweep catches any a crash left behind.
-        # It scans all matched credits, so once a minute is enough.
+        # Booked batches issue their own receipts after commit; the sweep finishes statement lines and
+        # what a crash left behind. It scans the matched credits, so once a minute, unless it is
+        # working through a backlog (a full page with progress: go on at once; none: a credit it
+        # cannot finish, e.g. an exhausted receipt serial, must not make it spin).
         if (once and n == 0) or time.monotonic() >= sweep_at:
-            n += receipts_issue_missing()
-            sweep_at = time.monotonic() + 60
+            seen, issued = sweep_unfinished()
+            n += issued
+            sweep_at = time.monotonic() + (0 if seen >= SWEEP_SIZE and issued else 60)
         n += sum(outbox_dispatch().values())
         if once and n == 0:
             return

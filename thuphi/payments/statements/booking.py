@@ -17,7 +17,8 @@ What differs is how (docs/decisions/0005-bulk-statement-booking.md):
 * look-ups send their thousands of ids and references as one array literal;
 * `stats_add_booked` moves the monitoring statistics, summed per day and fee kind, through
   monitoring's `stats_apply_contributions`: one statement per table instead of several per
-  credit. Receipts are left to the worker's sweep (`receipts_issue_missing`).
+  credit. Receipts and payment confirmations are left to the worker's sweep
+  (`payments.tasks.sweep_unfinished`), which works through a large import page after page.
 Must run inside the caller's transaction, like `credit_book`.
 """
 from __future__ import annotations

@@ -267,3 +267,64 @@ def test_bills_of_the_import_end_where_the_money_says(hospital):
     cancelled.refresh_from_db()
     assert (cancelled.status, cancelled.amount_paid) == (BillStatus.CANCELLED, 0)
     assert ledger.ledger_check().ok
+
+
+@pytest.mark.django_db
+def test_the_worker_sweep_gives_imported_payments_their_receipts_and_confirmations(hospital, monkeypatch):
+    from thuphi.core.models import OutboxMessage
+    from thuphi.payments import tasks
+    from thuphi.receipts.models import Receipt
+
+    # given patients with a phone, and a statement imported in bulk (no receipts, no messages yet)
+    for i, payer in enumerate(hospital.payers):
+        payer.phone = f"09120000{i:02d}"
+        payer.save(update_fields=["phone"])
+    report = do_import(hospital, statement(hospital, n=40, seed=4))
+    matched = set(Credit.objects.filter(status=CreditStatus.MATCHED).values_list("id", flat=True))
+    assert len(matched) == report.matched > 5
+    assert Receipt.objects.count() == 0 and OutboxMessage.objects.count() == 0
+    # when the worker runs with a sweep page smaller than the backlog
+    monkeypatch.setattr(tasks, "SWEEP_SIZE", 4)
+    calls = []
+    original = tasks.sweep_unfinished
+    monkeypatch.setattr(tasks, "sweep_unfinished", lambda **kw: calls.append(1) or original(limit=4))
+    monkeypatch.setattr("thuphi.core.outbox.outbox_dispatch", lambda: {})  # keep the messages to look at
+    tasks.run_worker(once=True)
+    # then every matched credit has one receipt and its SMS queued, worked through page after page at once
+    assert set(Receipt.objects.values_list("credit_id", flat=True)) == matched
+    assert len(calls) >= len(matched) // 4
+    paid = {k.split(":")[1] for k in OutboxMessage.objects.filter(channel="sms").values_list("dedupe_key", flat=True)}
+    assert paid == {str(c) for c in matched}
+    # and sweeping again issues and queues nothing more; unmatched credits got nothing
+    n_messages = OutboxMessage.objects.count()
+    assert tasks.sweep_unfinished() == (0, 0)
+    assert OutboxMessage.objects.count() == n_messages and Receipt.objects.count() == len(matched)
+
+
+@pytest.mark.django_db
+def test_a_credit_the_sweep_cannot_finish_does_not_make_the_worker_spin(hospital, monkeypatch):
+    from thuphi.payments import notify, tasks
+
+    do_import(hospital, statement(hospital, n=20, seed=5))
+    monkeypatch.setattr(tasks, "SWEEP_SIZE", 2)
+    monkeypatch.setattr(notify, "after_commit_many", lambda ids: None)  # e.g. an exhausted receipt serial
+    monkeypatch.setattr("thuphi.core.outbox.outbox_dispatch", lambda: {})
+    calls = []
+    original = tasks.sweep_unfinished
+    monkeypatch.setattr(tasks, "sweep_unfinished", lambda **kw: calls.append(1) or original(limit=2))
+
+    class Stop(Exception):
+        pass
+
+    sleeps = []
+
+    def sleep(seconds):  # the worker idles between loops: stop it after a few
+        sleeps.append(seconds)
+        if len(sleeps) >= 3:
+            raise Stop
+
+    monkeypatch.setattr(tasks.time, "sleep", sleep)
+    with pytest.raises(Stop):
+        tasks.run_worker()
+    # a full page without progress is not swept again at once: the next pass waits its minute
+    assert len(calls) == 1 and len(sleeps) == 3
