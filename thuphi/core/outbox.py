@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from thuphi.core.models import OutboxMessage, OutboxStatus
+from thuphi.core.rows import rows_insert
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +85,14 @@ def outbox_enqueue_many(*, drafts: Iterable[OutboxDraft]) -> int:
     """``outbox_enqueue`` for many messages in two statements: each dedupe key is stored once, by
     this call or an earlier one; messages without a recipient are dropped. Returns how many were
     new when looked up: a concurrent enqueuer of the same key may make that one more than what
-    this call inserted, never a second message (the unique key and ON CONFLICT DO NOTHING see to
-    that)."""
+    this call inserted, never a second message (the unique key, and ``rows_insert``'s conflict
+    handling, see to that)."""
     now = timezone.now()
-    fresh: dict[str, OutboxMessage] = {}
+    fresh: dict[str, tuple] = {}
     for d in drafts:
         key = d.dedupe_key[:191]
         if d.recipient and key not in fresh:
-            fresh[key] = OutboxMessage(channel=d.channel, recipient=d.recipient[:255], subject=d.subject[:255],
-                                       body=d.body, dedupe_key=key, next_attempt_at=now)
+            fresh[key] = (d.channel, d.recipient[:255], d.subject[:255], d.body, key, now)
     if not fresh:
         return 0
     keys = list(fresh)
@@ -100,8 +100,17 @@ def outbox_enqueue_many(*, drafts: Iterable[OutboxDraft]) -> int:
         for key in OutboxMessage.objects.filter(dedupe_key__in=keys[start:start + 500]).values_list(
                 "dedupe_key", flat=True):
             del fresh[key]
-    OutboxMessage.objects.bulk_create(fresh.values(), batch_size=500, ignore_conflicts=True)
+    if fresh:
+        rows_insert(OutboxMessage, _MESSAGE_FIELDS, list(fresh.values()), skip_conflicts=True, now=now)
     return len(fresh)
+
+
+#: What ``outbox_enqueue_many`` writes of a message, in row order; the rest takes the model's defaults.
+_MESSAGE_FIELDS = ("channel", "recipient", "subject", "body", "dedupe_key", "next_attempt_at")
+
+
+# --- bulk rows ------------------------------------------------------------------------------------
+# Shared with receipts' bulk issuer. It belongs in a core database module of its own.
 
 
 def _claim(*, limit: int) -> list[int]:

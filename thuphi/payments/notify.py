@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import NamedTuple
 
 from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from thuphi.billing.models import Bill
 from thuphi.core.formatting import format_vnd
 from thuphi.core.outbox import OutboxDraft, outbox_enqueue, outbox_enqueue_many
 from thuphi.payments.models import Allocation
@@ -18,34 +21,83 @@ log = logging.getLogger(__name__)
 CONFIRMATION_CHUNK = 500
 
 
-def _confirmations(allocations) -> Iterator[OutboxDraft]:
-    """The messages of paid allocations (``bill__payer`` and ``bill__institution`` loaded): one per
-    bill paid and per channel the payer has."""
+class _Paid(NamedTuple):
+    """What a confirmation says about one paid allocation: read as plain values in one join (model
+    instances of allocation, bill, payer and institution cost more to build than the text)."""
+
+    credit_id: int
+    bill_id: int
+    amount: int
+    reference: str
+    title: str
+    status: str
+    amount_due: int
+    amount_paid: int
+    institution_name: str
+    email: str
+    guardian_phone: str
+    phone: str
+
+
+_PAID_COLUMNS = ("credit_id", "bill_id", "amount", "bill__reference", "bill__title", "bill__status",
+                 "bill__amount_due", "bill__amount_paid", "bill__institution__name", "bill__payer__email",
+                 "bill__payer__guardian_phone", "bill__payer__phone")
+#: References the pay URL carries as they are: reverse() would neither quote nor refuse them.
+_PLAIN_REFERENCE = re.compile(r"[A-Za-z0-9_-]+")
+_PLACEHOLDER = "REFERENCE"
+
+
+def _pay_urls() -> Callable[[str], str]:
+    """``pay_url`` for many references at one ``reverse`` per batch: the URL of a placeholder, cut
+    where the placeholder starts. A reference that URL quoting would change goes through
+    ``pay_url`` itself."""
     from thuphi.billing.selectors import pay_url
 
-    with translation.override("vi"):
-        for alloc in allocations:
-            bill, payer = alloc.bill, alloc.bill.payer
-            text = _("%(inst)s đã nhận %(amount)s cho phiếu thu %(ref)s (%(title)s). Còn phải nộp: %(left)s. "
-                     "Xem: %(url)s") % {
-                "inst": bill.institution.name, "amount": format_vnd(alloc.amount), "ref": bill.reference,
-                "title": bill.title, "left": format_vnd(bill.amount_outstanding),
-                "url": pay_url(reference=bill.reference)}
-            subject = _("Xác nhận thanh toán %(ref)s") % {"ref": bill.reference}
-            for channel, recipient in (("email", payer.email), ("sms", payer.guardian_phone or payer.phone)):
-                yield OutboxDraft(channel=channel, recipient=recipient, subject=subject, body=text,
-                                  dedupe_key=f"paid:{alloc.credit_id}:{bill.pk}:{channel}")
+    sample = pay_url(reference=_PLACEHOLDER)
+    if not sample.endswith(_PLACEHOLDER):  # the route changed shape: no shortcut
+        return lambda reference: pay_url(reference=reference)
+    prefix = sample[:-len(_PLACEHOLDER)]
+    return lambda reference: (prefix + reference if _PLAIN_REFERENCE.fullmatch(reference)
+                              else pay_url(reference=reference))
 
 
-def _paid_allocations():
-    return Allocation.objects.filter(amount__gt=0).select_related("bill__payer", "bill__institution")
+def _confirmations(paid: Iterable[_Paid]) -> Iterator[OutboxDraft]:
+    """The messages of paid allocations: one per bill paid and per channel the payer has."""
+    vnd: dict[int, str] = {}  # a batch repeats the same few amounts
+
+    def money(amount: int) -> str:
+        text = vnd.get(amount)
+        if text is None:
+            text = vnd[amount] = format_vnd(amount)
+        return text
+
+    with translation.override("vi"):  # texts and URL as a Vietnamese request would have them
+        url_of = _pay_urls()
+        body = _("%(inst)s đã nhận %(amount)s cho phiếu thu %(ref)s (%(title)s). Còn phải nộp: %(left)s. "
+                 "Xem: %(url)s")
+        subject_of = _("Xác nhận thanh toán %(ref)s")
+    outstanding = Bill.amount_outstanding.fget  # the bill's own rule, on the values read
+    for p in paid:
+        text = body % {
+            "inst": p.institution_name, "amount": money(p.amount), "ref": p.reference, "title": p.title,
+            "left": money(outstanding(p)), "url": url_of(p.reference)}
+        subject = subject_of % {"ref": p.reference}
+        for channel, recipient in (("email", p.email), ("sms", p.guardian_phone or p.phone)):
+            yield OutboxDraft(channel=channel, recipient=recipient, subject=subject, body=text,
+                              dedupe_key=f"paid:{p.credit_id}:{p.bill_id}:{channel}")
+
+
+def _paid(**which) -> list[_Paid]:
+    rows = (Allocation.objects.filter(amount__gt=0, **which).order_by("credit_id", "id")
+            .values_list(*_PAID_COLUMNS))
+    return [_Paid._make(row) for row in rows]
 
 
 def payment_confirmations_enqueue(*, credit_id: int) -> int:
     """One message per bill paid and per channel the payer has; safe to call twice."""
     n = 0
     with transaction.atomic():
-        for d in _confirmations(_paid_allocations().filter(credit_id=credit_id)):
+        for d in _confirmations(_paid(credit_id=credit_id)):
             n += outbox_enqueue(channel=d.channel, recipient=d.recipient, subject=d.subject, body=d.body,
                                 dedupe_key=d.dedupe_key)
     return n
@@ -53,14 +105,14 @@ def payment_confirmations_enqueue(*, credit_id: int) -> int:
 
 def payment_confirmations_enqueue_many(*, credit_ids: Sequence[int]) -> int:
     """``payment_confirmations_enqueue`` for many credits: one transaction, one read of the
-    allocations (with bill, payer and institution) and one insert per chunk. Safe to call twice,
-    and after or alongside the one-credit version: the dedupe keys are the same."""
+    allocations (joined with bill, payer and institution) and one insert per chunk. Safe to call
+    twice, and after or alongside the one-credit version: the dedupe keys are the same."""
     ids = sorted(set(credit_ids))
     n = 0
     with transaction.atomic():
         for start in range(0, len(ids), CONFIRMATION_CHUNK):
-            allocations = _paid_allocations().filter(credit_id__in=ids[start:start + CONFIRMATION_CHUNK])
-            n += outbox_enqueue_many(drafts=list(_confirmations(allocations.order_by("credit_id", "id"))))
+            paid = _paid(credit_id__in=ids[start:start + CONFIRMATION_CHUNK])
+            n += outbox_enqueue_many(drafts=_confirmations(paid))
     return n
 
 

@@ -13,19 +13,23 @@ counters in (institution, form, serial, year) order, one lock per counter for a 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 import secrets
 from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import NamedTuple
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from thuphi.billing.models import Bill
+from thuphi.billing.models import Bill, BillLine
 from thuphi.core.formatting import amount_in_words_vi
 from thuphi.core.models import Role, User
+from thuphi.core.rows import rows_insert
 from thuphi.payments.models import Allocation, Credit, CreditStatus, Method
 from thuphi.receipts.errors import (
     Forbidden,
@@ -124,10 +128,16 @@ def _take_number(*, institution_id: int, form_symbol: str, serial: str, year: in
     return counter.last_number
 
 
+@functools.lru_cache(maxsize=64)
 def _method_label(method: str) -> str:
     # Printed in Vietnamese whatever the language of the request that triggered the issuance.
+    # Cached: a translation.override per receipt cost more than the rest of its text.
     with translation.override("vi"):
         return str(Method(method).label) if method in Method.values else method
+
+
+#: Pure, and a batch repeats the same few amounts.
+_amount_in_words = functools.lru_cache(maxsize=4096)(amount_in_words_vi)
 
 
 def _address(institution: Institution) -> str:
@@ -137,33 +147,64 @@ def _address(institution: Institution) -> str:
     return f"{commune.name}, {commune.province.name}"
 
 
-def _receipt_build(*, credit: Credit, institution: Institution, form: ReceiptForm, bills: list[Bill],
-                   serial: str, year: int, number: int, issued_at: dt.datetime, issue_date: dt.date,
-                   signer: Signer, verification_code: str) -> Receipt:
-    """The signed, unsaved receipt of a credit. The one place that decides what a receipt says, so the
-    one-by-one and the bulk issuers sign identical bytes for the same facts.
+class ReceiptBill(NamedTuple):
+    """What a receipt reads of one bill the credit paid: plain values, so the bulk issuer reads them
+    in two queries without building Bill, Payer and BillLine instances."""
 
-    ``bills``: the credit's bills in allocation order, each once, with ``payer`` and ``lines`` loaded.
+    id: int
+    reference: str
+    title: str
+    payer_name: str
+    payer_code: str
+    line_names: tuple[str, ...]  # in the bill's line order
+
+    @classmethod
+    def of(cls, bill: Bill) -> "ReceiptBill":
+        """From a bill with ``payer`` and ``lines`` loaded."""
+        return cls(bill.pk, bill.reference, bill.title, bill.payer.name, bill.payer.code,
+                   tuple(line.name for line in bill.lines.all()))
+
+
+class ReceiptCredit(NamedTuple):
+    """What a receipt reads of its credit (a ``Credit`` instance has the same attributes)."""
+
+    id: int
+    institution_id: int
+    amount: int
+    method: str
+    bank_reference: str
+    external_ref: str
+
+
+def _receipt_fields(*, credit: Credit | ReceiptCredit, institution: Institution, form: ReceiptForm,
+                    bills: list[ReceiptBill], serial: str, year: int, number: int, issued_at: dt.datetime,
+                    issue_date: dt.date, signer: Signer, verification_code: str) -> dict[str, object]:
+    """The signed receipt of a credit, as its field values by attname (the signature included). The
+    one place that decides what a receipt says, so the one-by-one and the bulk issuers sign
+    identical bytes for the same facts.
+
+    ``bills``: the credit's bills in allocation order, each once.
     """
     first = bills[0]
-    fee_names = list(dict.fromkeys(line.name for bill in bills for line in bill.lines.all()))
+    fee_names = list(dict.fromkeys(name for bill in bills for name in bill.line_names))
     if not fee_names:
         fee_names = [first.title or first.reference]
-    receipt = Receipt(
-        institution=institution, credit=credit, bill=first, receipt_name=form.name,
-        form_symbol=form.form_symbol, serial=serial, year=year, number=number,
-        issued_at=issued_at, issue_date=issue_date,
-        institution_name=institution.name, institution_tax_code=institution.tax_code,
-        institution_address=_address(institution)[:255],
-        payer_name=first.payer.name, payer_code=first.payer.code, bill_reference=first.reference,
-        fee_names=fee_names, amount=credit.amount, amount_in_words=amount_in_words_vi(credit.amount),
-        method=credit.method, method_label=_method_label(credit.method),
-        bank_reference=(credit.bank_reference or credit.external_ref)[:128],
-        verification_code=verification_code, signed_by=institution.name,
-        signature_algorithm=signer.algorithm, signature_key_id=signer.key_id,
-    )
-    receipt.signature = signer.sign(canonical_bytes(receipt))
-    return receipt
+    fields = {
+        "institution_id": institution.pk, "credit_id": credit.id, "bill_id": first.id,
+        "receipt_name": form.name, "form_symbol": form.form_symbol, "serial": serial, "year": year,
+        "number": number, "issued_at": issued_at, "issue_date": issue_date,
+        "institution_name": institution.name, "institution_tax_code": institution.tax_code,
+        "institution_address": _address(institution)[:255],
+        "payer_name": first.payer_name, "payer_code": first.payer_code, "bill_reference": first.reference,
+        "fee_names": fee_names, "amount": credit.amount, "amount_in_words": _amount_in_words(credit.amount),
+        "method": credit.method, "method_label": _method_label(credit.method),
+        "bank_reference": (credit.bank_reference or credit.external_ref)[:128],
+        "verification_code": verification_code, "signed_by": institution.name,
+        "signature_algorithm": signer.algorithm, "signature_key_id": signer.key_id,
+    }
+    # canonical_bytes reads these attributes only: the same bytes a Receipt holding them gives.
+    fields["signature"] = signer.sign(canonical_bytes(SimpleNamespace(**fields)))
+    return fields
 
 
 def receipt_issue_for_credit(*, credit: Credit, now: dt.datetime | None = None) -> Receipt:
@@ -199,10 +240,12 @@ def receipt_issue_for_credit(*, credit: Credit, now: dt.datetime | None = None) 
         serial = form.serial_for(local.year)
         number = _take_number(institution_id=institution.pk, form_symbol=form.form_symbol, serial=serial,
                               year=local.year)
-        receipt = _receipt_build(
-            credit=locked, institution=institution, form=form, bills=[bills[bid] for bid in bill_ids],
-            serial=serial, year=local.year, number=number, issued_at=issued_at, issue_date=local.date(),
-            signer=get_signer(), verification_code=_new_verification_code())
+        receipt = Receipt(**_receipt_fields(
+            credit=locked, institution=institution, form=form,
+            bills=[ReceiptBill.of(bills[bid]) for bid in bill_ids], serial=serial, year=local.year,
+            number=number, issued_at=issued_at, issue_date=local.date(), signer=get_signer(),
+            verification_code=_new_verification_code()))
+        receipt.institution, receipt.credit, receipt.bill = institution, locked, bills[bill_ids[0]]
         receipt.save(force_insert=True)
         return receipt
 
@@ -231,15 +274,21 @@ def receipt_issue_after_commit(*, credit_id: int) -> None:
 #: receipts, few enough that a chunk's rows (credits, bills, lines, receipts) stay a few megabytes
 #: and its counter locks are held for well under a second.
 BULK_CHUNK = 1_000
-#: Credit columns a receipt reads: the bulk path locks and loads only these.
-_CREDIT_FIELDS = ("id", "institution", "status", "amount", "method", "bank_reference", "external_ref")
+
+
+#: Random byte -> code character: 256 is a multiple of 32, so each character stays uniform.
+_CODE_BYTES = bytes(ord(CODE_ALPHABET[b % len(CODE_ALPHABET)]) for b in range(256))
 
 
 def _new_verification_codes(n: int) -> list[str]:
-    """``n`` distinct codes none of which a receipt already carries, with one query per round."""
+    """``n`` distinct codes none of which a receipt already carries, with one query per round. The
+    same codes as ``_new_verification_code`` draws (uniform over the alphabet), from one read of
+    the system's random source per round instead of one per character."""
     codes: set[str] = set()
     while len(codes) < n:
-        fresh = {"".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH)) for _ in range(n - len(codes))}
+        need = n - len(codes)
+        text = secrets.token_bytes(need * CODE_LENGTH).translate(_CODE_BYTES).decode("ascii")
+        fresh = {text[i:i + CODE_LENGTH] for i in range(0, len(text), CODE_LENGTH)}
         fresh -= set(Receipt.objects.filter(verification_code__in=fresh).values_list("verification_code", flat=True))
         codes |= fresh
     return list(codes)
@@ -264,59 +313,79 @@ def _counters_locked(keys: list[tuple[int, str, str, int]]) -> dict[tuple[int, s
     return {(c.institution_id, c.form_symbol, c.serial, c.year): c for c in rows}
 
 
+#: Receipt columns the bulk issuer writes, in row order: those ``_receipt_fields`` decides. The
+#: others (status, cancellation, created_at) take the model's defaults.
+_RECEIPT_FIELDS = ("institution_id", "credit_id", "bill_id", "receipt_name", "form_symbol", "serial", "year",
+                   "number", "issued_at", "issue_date", "institution_name", "institution_tax_code",
+                   "institution_address", "payer_name", "payer_code", "bill_reference", "fee_names", "amount",
+                   "amount_in_words", "method", "method_label", "bank_reference", "verification_code",
+                   "signed_by", "signature_algorithm", "signature_key_id", "signature")
+
+
+def _receipt_bills(bill_ids: set[int]) -> dict[int, ReceiptBill]:
+    """``ReceiptBill`` of each bill, from one join of bills and payers and one read of the lines."""
+    names: dict[int, list[str]] = {}
+    for bill_id, name in BillLine.objects.filter(bill_id__in=bill_ids).order_by("position", "id").values_list(
+            "bill_id", "name"):
+        names.setdefault(bill_id, []).append(name)
+    return {pk: ReceiptBill(pk, reference, title, payer_name, payer_code, tuple(names.get(pk, ())))
+            for pk, reference, title, payer_name, payer_code in Bill.objects.filter(pk__in=bill_ids).values_list(
+                "pk", "reference", "title", "payer__name", "payer__code")}
+
+
 def _receipts_issue_chunk(*, credit_ids: list[int], issued_at: dt.datetime, signer: Signer) -> int:
     local = timezone.localtime(issued_at, VN_TZ)
     with transaction.atomic():
         # Lock order, as in receipt_issue_for_credit: the credits first (in id order, so two bulk
         # issuers of overlapping sets queue on the first shared credit), then the counters.
-        credits = list(Credit.objects.select_for_update().filter(pk__in=credit_ids, status=CreditStatus.MATCHED)
-                       .order_by("id").only(*_CREDIT_FIELDS))
-        done = set(Receipt.objects.filter(credit_id__in=[c.pk for c in credits]).values_list("credit_id", flat=True))
-        credits = [c for c in credits if c.pk not in done]
+        credits = [ReceiptCredit._make(row) for row in (
+            Credit.objects.select_for_update().filter(pk__in=credit_ids, status=CreditStatus.MATCHED)
+            .order_by("id").values_list(*ReceiptCredit._fields))]
+        done = set(Receipt.objects.filter(credit_id__in=[c.id for c in credits]).values_list("credit_id", flat=True))
+        credits = [c for c in credits if c.id not in done]
         if not credits:
             return 0
         bill_ids_of: dict[int, list[int]] = {}
-        for credit_id, bill_id in (Allocation.objects.filter(credit_id__in=[c.pk for c in credits], amount__gt=0)
+        for credit_id, bill_id in (Allocation.objects.filter(credit_id__in=[c.id for c in credits], amount__gt=0)
                                    .order_by("id").values_list("credit_id", "bill_id")):
             ids = bill_ids_of.setdefault(credit_id, [])
             if bill_id not in ids:
                 ids.append(bill_id)
-        credits = [c for c in credits if c.pk in bill_ids_of]  # matched yet allocated nothing: no fee to name
+        credits = [c for c in credits if c.id in bill_ids_of]  # matched yet allocated nothing: no fee to name
         if not credits:
             return 0
-        bills = Bill.objects.select_related("payer").prefetch_related("lines").in_bulk(
-            {b for ids in bill_ids_of.values() for b in ids})
+        bills = _receipt_bills({b for ids in bill_ids_of.values() for b in ids})
         institutions = Institution.objects.select_related("commune__province").in_bulk(
             {c.institution_id for c in credits})
         forms = {f.institution_id: f for f in ReceiptForm.objects.filter(institution_id__in=institutions,
                                                                          is_active=True)}
         for inst_id in sorted(institutions.keys() - forms.keys()):  # first receipt of an institution
             forms[inst_id] = receipt_form_active(institution=institutions[inst_id])
+        keys = {inst_id: (inst_id, form.form_symbol, form.serial_for(local.year), local.year)
+                for inst_id, form in forms.items()}
 
-        def key_of(credit: Credit) -> tuple[int, str, str, int]:
-            form = forms[credit.institution_id]
-            return credit.institution_id, form.form_symbol, form.serial_for(local.year), local.year
-
-        counters = _counters_locked(list({key_of(c) for c in credits}))
+        counters = _counters_locked(list({keys[c.institution_id] for c in credits}))
         taken = {key: counter.last_number for key, counter in counters.items()}
         codes = _new_verification_codes(len(credits))
-        receipts: list[Receipt] = []
+        issue_date = local.date()
+        rows: list[tuple] = []
         for credit in credits:  # in id order: numbers follow the order the money arrived
-            key = key_of(credit)
+            key = keys[credit.institution_id]
             if taken[key] >= MAX_NUMBER:
                 log.error("serial %s of institution %s is exhausted for %s: no receipt for credit %s",
-                          key[2], key[0], key[3], credit.pk)
+                          key[2], key[0], key[3], credit.id)
                 continue
             taken[key] += 1
-            receipts.append(_receipt_build(
+            fields = _receipt_fields(
                 credit=credit, institution=institutions[credit.institution_id], form=forms[credit.institution_id],
-                bills=[bills[b] for b in bill_ids_of[credit.pk]], serial=key[2], year=key[3], number=taken[key],
-                issued_at=issued_at, issue_date=local.date(), signer=signer, verification_code=codes.pop()))
+                bills=[bills[b] for b in bill_ids_of[credit.id]], serial=key[2], year=key[3], number=taken[key],
+                issued_at=issued_at, issue_date=issue_date, signer=signer, verification_code=codes.pop())
+            rows.append(tuple(fields[name] for name in _RECEIPT_FIELDS))
         for key, counter in counters.items():
             if taken[key] != counter.last_number:
                 ReceiptCounter.objects.filter(pk=counter.pk).update(last_number=taken[key])
-        Receipt.objects.bulk_create(receipts, batch_size=500)
-        return len(receipts)
+        rows_insert(Receipt, _RECEIPT_FIELDS, rows)
+        return len(rows)
 
 
 def receipts_issue_for_credits(*, credit_ids: Sequence[int], now: dt.datetime | None = None) -> int:
