@@ -376,6 +376,10 @@ def measure(client, path: str, headers: dict | None = None, runs: int = 50, warm
 def latencies(runs: int) -> list[dict]:
     from django.test import Client
 
+    # What a server process does when it loads the application (gc.freeze after start-up, see wsgi.py):
+    # the answers are measured in a process set up like the server's.
+    import thuphi.config.wsgi  # noqa: F401
+
     from thuphi.core.models import Role, User
     from thuphi.core.services import token_create
 

@@ -8,7 +8,7 @@ Steps:
 1. a fresh PostgreSQL database (``thuphi_bench_crash`` on ``BENCH_PG``), migrated; a hospital with a
    generic-webhook connection and unpaid bills (``bills_bulk_issue``: real references and VietQR,
    payers with phones, as in the demo);
-2. gunicorn (``PAYMENTS_APPLY_INLINE=0``) and two ``thuphi worker`` processes;
+2. granian, as in production (``PAYMENTS_APPLY_INLINE=0``), and two ``thuphi worker`` processes;
 3. the events: each a unique id and bank reference; most pay one bill (in full, in part, or more than
    it owes), some name two bills, some no bill (suspense); ``--duplicates`` of the deliveries are sent
    twice; all shuffled and sent by 4 clients;
