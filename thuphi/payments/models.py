@@ -142,7 +142,9 @@ class Credit(models.Model):
     (bank_account, bank_reference) is unique where the bank gave a reference.
     """
 
-    institution = models.ForeignKey("registry.Institution", on_delete=models.PROTECT, related_name="credits")
+    # Meta's (institution, status, occurred_at) index serves every look-up by institution.
+    institution = models.ForeignKey("registry.Institution", on_delete=models.PROTECT, related_name="credits",
+                                    db_index=False)
     bank_account = models.ForeignKey("registry.BankAccount", on_delete=models.PROTECT, null=True, blank=True,
                                      related_name="credits")
     method = models.CharField(max_length=16, choices=Method.choices)
@@ -233,8 +235,9 @@ class LedgerEntry(models.Model):
     bank_account = models.ForeignKey("registry.BankAccount", on_delete=models.PROTECT, null=True, blank=True,
                                      related_name="+")
     payer = models.ForeignKey("registry.Payer", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Indexed once, by Meta.indexes (the FK's own index was a second copy written on every entry).
     bill = models.ForeignKey("billing.Bill", on_delete=models.PROTECT, null=True, blank=True,
-                             related_name="ledger_entries")
+                             related_name="ledger_entries", db_index=False)
     debit = models.BigIntegerField(default=0)
     credit = models.BigIntegerField(default=0)
 

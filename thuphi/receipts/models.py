@@ -120,7 +120,9 @@ class Receipt(models.Model):
     and they are what the signature covers. A cancelled receipt keeps its number: numbers never
     return to the pool."""
 
-    institution = models.ForeignKey("registry.Institution", on_delete=models.PROTECT, related_name="receipts")
+    # The unique numbering key and the (institution, issued_at) index both start with it.
+    institution = models.ForeignKey("registry.Institution", on_delete=models.PROTECT, related_name="receipts",
+                                    db_index=False)
     credit = models.OneToOneField("payments.Credit", on_delete=models.PROTECT, related_name="receipt")
     bill = models.ForeignKey("billing.Bill", on_delete=models.PROTECT, null=True, blank=True,
                              related_name="receipts")
