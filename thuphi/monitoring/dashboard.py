@@ -129,13 +129,10 @@ def _breadcrumbs(scope: Scope) -> list[tuple[str, dict | None]]:
 
 def dashboard_build(scope: Scope) -> Dashboard:
     kpi, targets = kpi_with_targets(scope, breakdowns=True)
-    if scope.area.kind == "nation":
-        title = _("Theo tỉnh/thành phố")
-        areas = _rows(selectors.by_province(kpi), lambda g: scope.query(area=g.key))
-    else:
-        title = _("Theo xã/phường")
-        areas = _rows(selectors.by_commune(kpi), lambda g: scope.query(area=g.key))
-    kinds = _rows(selectors.by_kind(kpi), lambda g: scope.query(kind=g.key))
+    title = _("Theo tỉnh/thành phố") if scope.area.kind == "nation" else _("Theo xã/phường")
+    area_groups, kind_groups = selectors.by_area_and_kind(kpi)
+    areas = _rows(area_groups, lambda g: scope.query(area=g.key))
+    kinds = _rows(kind_groups, lambda g: scope.query(kind=g.key))
     fee_labels = selectors.fee_kind_labels()
     fee_kinds = [Row(key=k, label=fee_labels.get(k, k), figures=f)
                  for k, f in sorted(kpi.by_fee.items(), key=lambda kv: -kv[1].value)]
@@ -144,7 +141,7 @@ def dashboard_build(scope: Scope) -> Dashboard:
                    note=_("không dùng tiền mặt") if selectors.is_cashless_method(k) else _("tiền mặt"))
                for k, f in sorted(kpi.by_method.items(), key=lambda kv: -kv[1].value)]
     counted = sorted(kpi.counted, key=lambda f: (f.commune_name, f.name))
-    reports = list(AggregateReport.objects.select_related("institution", "decided_by").filter(
+    reports = list(AggregateReport.objects.select_related("institution").filter(
         institution_id__in=selectors.institutions_in(scope).order_by().values("pk"), period_start__gte=scope.start, period_end__lte=scope.end)
         .order_by("institution__code", "period_start")[:500])
     return Dashboard(

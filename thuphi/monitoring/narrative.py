@@ -51,7 +51,7 @@ def narrative_details(kpi: Kpi, targets) -> list[str]:
     out = []
     c = kpi.completeness
     if kpi.ledger.payments:
-        out.append(f"Số liệu của {sum(1 for f in kpi.counted if f.collects_through_thuphi)} đơn vị lấy trực tiếp từ "
+        out.append(f"Số liệu của {kpi.institutions_through_thuphi} đơn vị lấy trực tiếp từ "
                    f"sổ cái thuphi ({format_number(kpi.ledger.payments)} giao dịch).")
     if c.expected:
         out.append(f"Báo cáo tổng hợp: đã nhận {c.received}/{c.expected} đơn vị "

@@ -47,7 +47,8 @@ from thuphi.registry.models import CASHLESS_METHODS, DigitalPlatform, Institutio
 
 __all__ = ["DETAIL", "NATION", "NATION_KEY", "REPORTED", "TOTALS", "ZERO", "Bucket", "Completeness", "Figures",
            "Group", "InstitutionFacts", "Kpi", "MonthPoint", "Piece", "Scope", "by_commune", "by_kind",
-           "by_province", "by_sector", "fee_kind_labels", "furthest_behind", "group_facts", "hundredths",
+           "by_area_and_kind", "by_province", "by_sector", "fee_kind_labels", "furthest_behind", "group_facts",
+           "group_facts_many", "hundredths",
            "institutions_in", "is_cashless_method", "kpi_compute", "method_labels", "nation_mode",
            "nation_sums", "parse_date", "period_pieces", "scope_build", "sums", "trend"]
 
@@ -208,6 +209,7 @@ class Kpi:
             self._cache["summary"] = {
                 "counted": counted,
                 "reporting": sum(f.has_data for f in counted),
+                "through": sum(f.collects_through_thuphi for f in counted),
                 "cashless": sum(f.accepts_cashless for f in counted),
                 "digital": sum(f.digital for f in counted),
                 "completeness": Completeness(
@@ -228,6 +230,11 @@ class Kpi:
     @property
     def institutions_reporting(self) -> int:
         return self._summary()["reporting"]
+
+    @property
+    def institutions_through_thuphi(self) -> int:
+        """Counted institutions with ledger figures in the period."""
+        return self._summary()["through"]
 
     @property
     def institutions_cashless(self) -> int:
@@ -373,8 +380,10 @@ def kpi_compute(scope: Scope, *, fee_sets: list[tuple[str, ...]] = (), breakdown
             institution_id__in=inst_qs.order_by().values("pk"), period_start__gte=scope.start,
             period_end__lte=scope.end).exclude(status=ReportStatus.RETURNED).values_list(
             "institution_id", "status", "payments", "payments_cashless", "value", "value_cashless",
-            "cashless_methods", "digital_platforms")
-        for inst_id, status, p, pc, v, vc, methods, platforms in reps:
+            "cashless_methods", "digital_platforms", "period_end")
+        # The trend shows the same approved reports by the month their period ends: kept for it.
+        approved_reports: list[tuple] = kpi._cache.setdefault("approved_reports", [])
+        for inst_id, status, p, pc, v, vc, methods, platforms, end in reps:
             f = facts.get(inst_id)
             if f is None:
                 continue
@@ -383,6 +392,7 @@ def kpi_compute(scope: Scope, *, fee_sets: list[tuple[str, ...]] = (), breakdown
                 continue
             f.add_report(p, pc, v, vc, methods, platforms)
             reports.add(p, pc, v, vc)
+            approved_reports.append((end, p, pc, v, vc))
             if breakdowns:
                 by_fee.setdefault(REPORTED, Figures()).add(p, pc, v, vc)
                 by_method.setdefault("reported_cash", Figures()).add(p - pc, 0, v - vc, 0)
@@ -395,7 +405,7 @@ def _complete(kpi: Kpi) -> None:
     """One pass over the institutions once their figures are in: derived values, the counts, and the sums
     by (sector, kind, ownership, old province) that targets read."""
     counted: list[InstitutionFacts] = []
-    reporting = cashless = digital = expected = received = approved = 0
+    reporting = cashless = digital = expected = received = approved = through = 0
     buckets: dict[tuple, Bucket] = {}
     for f in kpi.facts:
         f.finish()
@@ -405,7 +415,9 @@ def _complete(kpi: Kpi) -> None:
         reporting += f.has_data
         cashless += f.accepts_cashless
         digital += f.digital
-        if not f.collects_through_thuphi:
+        if f.collects_through_thuphi:
+            through += 1
+        else:
             expected += 1
             received += bool(f.reports_approved or f.reports_pending)
             approved += bool(f.reports_approved)
@@ -426,7 +438,7 @@ def _complete(kpi: Kpi) -> None:
         for k, figs in f.fee_sets.items():
             b.fee_sets.setdefault(k, Figures()).__iadd__(figs)
     kpi._cache["summary"] = {
-        "counted": counted, "reporting": reporting, "cashless": cashless, "digital": digital,
+        "counted": counted, "reporting": reporting, "through": through, "cashless": cashless, "digital": digital,
         "completeness": Completeness(expected=expected, received=received, approved=approved)}
     kpi._cache["buckets"] = buckets
 
@@ -455,24 +467,33 @@ class Group:
 
 
 def group_facts(facts: list[InstitutionFacts], key, label) -> list[Group]:
-    groups: dict[str, Group] = {}
+    return group_facts_many(facts, [(key, label)])[0]
+
+
+def group_facts_many(facts: list[InstitutionFacts], groupings: list[tuple]) -> list[list[Group]]:
+    """Several groupings ((key, label) pairs) of the counted institutions in one pass: a national page
+    groups thousands of institutions by province and by kind."""
+    maps: list[dict[str, Group]] = [{} for _ in groupings]
+    pairs = list(zip(maps, groupings))
     for f in facts:
         if not f.counted:
             continue
-        k = key(f)
-        g = groups.get(k)
-        if g is None:
-            g = groups[k] = Group(key=k, label=label(f))  # the label once per group, not per institution
-        g.institutions += 1
-        g.reporting += f.has_data
-        g.cashless += f.accepts_cashless
-        g.digital += f.digital
-        t, ft = g.figures, f.total
-        t.payments += ft.payments
-        t.payments_cashless += ft.payments_cashless
-        t.value += ft.value
-        t.value_cashless += ft.value_cashless
-    return sorted(groups.values(), key=lambda g: g.label)
+        ft = f.total
+        for groups, (key, label) in pairs:
+            k = key(f)
+            g = groups.get(k)
+            if g is None:
+                g = groups[k] = Group(key=k, label=label(f))  # the label once per group, not per institution
+            g.institutions += 1
+            g.reporting += f.has_data
+            g.cashless += f.accepts_cashless
+            g.digital += f.digital
+            t = g.figures
+            t.payments += ft.payments
+            t.payments_cashless += ft.payments_cashless
+            t.value += ft.value
+            t.value_cashless += ft.value_cashless
+    return [sorted(groups.values(), key=lambda g: g.label) for groups in maps]
 
 
 def by_commune(kpi: Kpi) -> list[Group]:
@@ -483,9 +504,23 @@ def by_province(kpi: Kpi) -> list[Group]:
     return group_facts(kpi.counted, lambda f: f.province_id, lambda f: f.province_name)
 
 
-def by_kind(kpi: Kpi) -> list[Group]:
+def _kind_grouping() -> tuple:
     labels = dict(InstitutionKind.choices)
-    return group_facts(kpi.counted, lambda f: f.kind, lambda f: str(labels.get(f.kind, f.kind)))
+    return lambda f: f.kind, lambda f: str(labels.get(f.kind, f.kind))
+
+
+def by_kind(kpi: Kpi) -> list[Group]:
+    return group_facts(kpi.counted, *_kind_grouping())
+
+
+def by_area_and_kind(kpi: Kpi) -> tuple[list[Group], list[Group]]:
+    """By province (nation) or commune (elsewhere), and by kind: one pass over the institutions."""
+    if kpi.scope.area.kind == "nation":
+        area = (lambda f: f.province_id, lambda f: f.province_name)
+    else:
+        area = (lambda f: f.commune_id, lambda f: f.commune_name)
+    areas, kinds = group_facts_many(kpi.counted, [area, _kind_grouping()])
+    return areas, kinds
 
 
 def by_sector(kpi: Kpi) -> list[Group]:
@@ -547,10 +582,14 @@ def trend(scope: Scope, kpi: Kpi | None = None) -> list[MonthPoint]:
         if isinstance(month, str):
             month = dt.date.fromisoformat(month[:10])
         points.setdefault(month, MonthPoint(month=month)).figures.add(*row)
-    for end, p, pc, v, vc in AggregateReport.objects.filter(
+    if kpi is not None and kpi.scope is scope and "approved_reports" in kpi._cache:
+        approved = kpi._cache["approved_reports"]
+    else:
+        approved = AggregateReport.objects.filter(
             institution_id__in=inst_qs.order_by().values("pk"), status=ReportStatus.APPROVED,
             period_start__gte=scope.start, period_end__lte=scope.end).values_list(
-            "period_end", "payments", "payments_cashless", "value", "value_cashless"):
+            "period_end", "payments", "payments_cashless", "value", "value_cashless")
+    for end, p, pc, v, vc in approved:
         month = end.replace(day=1)
         points.setdefault(month, MonthPoint(month=month)).figures.add(p, pc, v, vc)
     return [points[k] for k in sorted(points)]
