@@ -132,8 +132,9 @@ def after_commit_many(credit_ids: Sequence[int]) -> None:
     transaction per chunk), then the confirmations of all in one transaction. Failures are logged
     and never undo the money. A bulk receipt chunk that fails is retried credit by credit inside
     ``receipts_issue_for_credits``; whatever still has no receipt (a crash, the database gone) is
-    issued by the worker's sweep, ``receipts_issue_missing``. Confirmations that fail are lost, as
-    with ``after_commit`` (they can be re-sent from the admin)."""
+    finished by the worker's sweep (``payments.tasks.sweep_unfinished``, receipt and confirmations).
+    Confirmations that fail for a credit that did get its receipt are lost, as with ``after_commit``
+    (they can be re-sent from the admin)."""
     if not credit_ids:
         return
     for step in (_receipts_many, payment_confirmations_enqueue_many):

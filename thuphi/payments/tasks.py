@@ -14,7 +14,7 @@ import time
 
 from django.db import connection, transaction
 
-from thuphi.payments.models import Credit, CreditStatus, EventStatus, InboundEvent
+from thuphi.payments.models import EventStatus, InboundEvent
 from thuphi.payments.services import event_apply, events_apply_batch
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,9 @@ def sweep_unfinished(*, limit: int = SWEEP_SIZE) -> tuple[int, int]:
     Returns (credits looked at, receipts now issued among them)."""
     from thuphi.payments.notify import after_commit_many
     from thuphi.receipts.models import Receipt
+    from thuphi.receipts.selectors import credits_without_receipt
 
-    ids = list(Credit.objects.filter(status=CreditStatus.MATCHED, receipt__isnull=True).order_by("id")
-               .values_list("pk", flat=True)[:limit])
+    ids = credits_without_receipt(limit=limit)
     if not ids:
         return 0, 0
     after_commit_many(ids)

@@ -19,6 +19,15 @@ VERIFY_PATH = "/receipts/verify/"
 _CODE_RE = re.compile(r"^[0-9A-Z]{8,16}$")
 
 
+def credits_without_receipt(*, limit: int) -> list[int]:
+    """Ids of matched credits that have no receipt yet, oldest first (so numbers follow the order the
+    money arrived): what the sweeps finish."""
+    from thuphi.payments.models import Credit, CreditStatus
+
+    return list(Credit.objects.filter(status=CreditStatus.MATCHED, receipt__isnull=True)
+                .order_by("id").values_list("pk", flat=True)[:limit])
+
+
 def receipts_visible_to(*, user: User) -> QuerySet[Receipt]:
     return Receipt.objects.filter(institution__in=institutions_visible_to(user=user).values("pk"))
 

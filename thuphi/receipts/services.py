@@ -255,8 +255,8 @@ def receipt_issue_after_commit(*, credit_id: int) -> None:
 
     The money is already booked and committed when this runs; a receipt failure must never undo or
     hide that. So this opens its own transaction (inside ``receipt_issue_for_credit``), and logs and
-    swallows every error: ``receipts_issue_missing`` catches up later. Unmatched credits get no
-    receipt, by design (no bill, no fee to name): they are skipped quietly.
+    swallows every error: the worker's sweep (``payments.tasks.sweep_unfinished``) catches up later.
+    Unmatched credits get no receipt, by design (no bill, no fee to name): they are skipped quietly.
     """
     try:
         credit = Credit.objects.filter(pk=credit_id).first()
@@ -267,7 +267,7 @@ def receipt_issue_after_commit(*, credit_id: int) -> None:
             return
         receipt_issue_for_credit(credit=credit)
     except Exception:  # noqa: BLE001
-        log.exception("issuing the receipt for credit %s failed; receipts_issue_missing will retry", credit_id)
+        log.exception("issuing the receipt for credit %s failed; the worker's sweep will retry", credit_id)
 
 
 #: Credits per transaction of the bulk issuer: enough that a commit and each query serve many
@@ -401,8 +401,8 @@ def receipts_issue_for_credits(*, credit_ids: Sequence[int], now: dt.datetime | 
     Idempotent: credits that already have a receipt are skipped, and so are credits that are not
     matched, allocate nothing, or no longer exist (not errors). If a chunk fails, its credits are
     issued one by one with ``receipt_issue_for_credit``, each failure logged, never raised, so one
-    bad credit costs speed, not the receipts of the others; ``receipts_issue_missing`` catches up
-    on anything left.
+    bad credit costs speed, not the receipts of the others; the worker's sweep
+    (``payments.tasks.sweep_unfinished``) catches up on anything left.
     """
     now = now or timezone.now()
     if timezone.is_naive(now):
@@ -441,8 +441,9 @@ def receipts_issue_missing(*, limit: int = 5_000) -> int:
     """Issue receipts for matched credits that have none (after-commit failures, credits booked before
     receipts existed, statement imports). Oldest first, so numbers follow the order money arrived,
     in bulk (``receipts_issue_for_credits``). Returns how many."""
-    ids = list(Credit.objects.filter(status=CreditStatus.MATCHED, receipt__isnull=True)
-               .order_by("id").values_list("pk", flat=True)[:limit])
+    from thuphi.receipts.selectors import credits_without_receipt
+
+    ids = credits_without_receipt(limit=limit)
     return receipts_issue_for_credits(credit_ids=ids) if ids else 0
 
 
