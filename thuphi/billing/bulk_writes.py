@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,6 +11,7 @@ from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
 from thuphi.billing.models import Bill
+from thuphi.core.rows import COPY_SPECIAL, copy_text
 from thuphi.registry.models import Institution, Payer
 
 #: Bills per COPY statement or bulk_create call: large enough that per-statement overhead vanishes,
@@ -48,30 +47,10 @@ def _chunks(seq: list, size: int) -> Iterable[list]:
         yield seq[start:start + size]
 
 
-_COPY_SPECIAL_RE = re.compile(r"[\\\t\n\r]")
 _NULL = "\\N"  # NULL in COPY text
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text(value: object) -> str:
-    """One value in COPY's text format (NULL is \\N; backslash, tab and newlines escaped)."""
-    kind = type(value)
-    if kind is str:  # the common case first: this runs for every value of every payer row
-        return value.translate(_COPY_ESCAPES) if _COPY_SPECIAL_RE.search(value) else value
-    if kind is int:
-        return str(value)
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value)
-    text = str(value)  # a TextChoices member prints as its value
-    return text.translate(_COPY_ESCAPES) if _COPY_SPECIAL_RE.search(text) else text
+# The project's one COPY text renderer (core.rows), under the names this module's callers use.
+_COPY_SPECIAL_RE = COPY_SPECIAL
+_copy_text = copy_text
 
 
 def _payer_copy_row(row: tuple) -> str:

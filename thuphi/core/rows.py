@@ -11,6 +11,7 @@ import re
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+
 def _uses_copy() -> bool:
     if connection.vendor != "postgresql":
         return False
@@ -47,8 +48,8 @@ def rows_insert(model, fields: tuple[str, ...], rows: list[tuple], *, skip_confl
     columns = [meta.get_field(name).column for name in fields] + [f.column for f in extra]
     names = ", ".join(map(quote, columns))
     if _uses_copy():
-        tail = "".join("\t" + _copy_value(v) for v in defaults)
-        text = "".join("\t".join(map(_copy_value, row)) + tail + "\n" for row in rows)
+        tail = "".join("\t" + copy_text(v) for v in defaults)
+        text = "".join("\t".join(map(copy_text, row)) + tail + "\n" for row in rows)
         statement = f"COPY {quote(meta.db_table)} ({names}) FROM STDIN"
         if not skip_conflicts:
             _copy(statement, text)
@@ -81,25 +82,29 @@ def _preparer(field):
     return lambda value: field.get_db_prep_save(value, connection)
 
 
-_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+#: What COPY's text format escapes in a value: backslash, tab and line ends.
+COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_value(value: object) -> str:
+def copy_text(value: object) -> str:
     """One value in COPY's text format: NULL is \\N; backslash, tab and line ends escaped. JSON as
     Django's JSONField writes it (``json.dumps``), dates and instants in ISO 8601 with their offset."""
-    if type(value) is str:  # most values: checked before anything slower
-        return value.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(value) else value
+    kind = type(value)
+    if kind is str:  # most values: checked before anything slower
+        return value.translate(_COPY_ESCAPES) if COPY_SPECIAL.search(value) else value
+    if kind is int:
+        return str(value)
     if value is None:
         return "\\N"
-    if type(value) is bool:
+    if kind is bool:
         return "t" if value else "f"
     if isinstance(value, (dict, list)):
         value = json.dumps(value)
     elif isinstance(value, (dt.date, dt.datetime)):
         value = value.isoformat()
-    text = str(value)
-    return text.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(text) else text
+    text = str(value)  # a TextChoices member prints as its value
+    return text.translate(_COPY_ESCAPES) if COPY_SPECIAL.search(text) else text
 
 
 def _copy(statement: str, text: str) -> None:
